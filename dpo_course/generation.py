@@ -1,0 +1,74 @@
+"""Batched chat generation that returns only the response text. Taught in 00_welcome."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from dpo_course.utils import seed_everything
+
+
+def _check_prompts(prompts: Sequence[str]) -> list[str]:
+    if isinstance(prompts, str):
+        raise TypeError("prompts must be a list of strings, not a single string: wrap it as [prompt]")
+    prompts = list(prompts)
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise TypeError(f"prompts[{i}] must be a str, got {type(p).__name__}")
+        if not p.strip():
+            raise ValueError(f"prompts[{i}] is empty")
+    return prompts
+
+
+def chat_prompt(tokenizer, prompt: str) -> str:
+    """The prompt as the model sees it: the chat template with the assistant turn opened."""
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 64,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    batch_size: int = 64,
+) -> list[str]:
+    """Answer each prompt with the model; returns only the response text, one string per prompt.
+
+    The chat template is applied for you; prompts are left-padded and batched. Greedy by default;
+    ``do_sample=True`` samples at ``temperature`` (seeded by ``seed`` when given).
+    """
+    prompts = _check_prompts(prompts)
+    if do_sample and temperature <= 0:
+        raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
+    if seed is not None:
+        seed_everything(seed)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    outputs: list[str] = []
+    try:
+        for start in range(0, len(prompts), batch_size):
+            texts = [chat_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+            if do_sample:
+                kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+            else:
+                kwargs.update(do_sample=False)
+            out = model.generate(**enc, **kwargs)  # (B, T_prompt + new)
+            new = out[:, enc["input_ids"].shape[1] :]
+            outputs.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = old_side
+        model.train(was_training)
+    return outputs
