@@ -87,6 +87,10 @@ def _strict() -> bool:
 class Exercise:
     """One exercise. `reference` computes the expected answer; `cases` are the inputs it is checked on.
 
+    `solution_code` is self-contained (its own imports) and defines `answer_name`; the test suite
+    runs it and checks it passes, that a stub is "not attempted", and that every `Mistake` fails
+    with its hint.
+
     For a function exercise, `check(fn)` calls `fn(*case.args, **case.kwargs)` on every case. For a
     value exercise (``cases=None``), `check(value)` compares `value` with ``reference()``.
     """
@@ -96,6 +100,7 @@ class Exercise:
     reference: Callable[..., Any]
     hints: Sequence[str]
     solution_code: str
+    answer_name: str  # the name the solution code defines (the function or the value)
     cases: Sequence[Case] | None = None
     mistakes: Sequence[Mistake] = ()
     rtol: float = 1e-4
