@@ -145,7 +145,7 @@ def _train_lm(model, sequences, masks, *, epochs, lr, batch_size, seed, desc):
     return model
 
 
-def build_all(out_dir: Path = ASSETS, *, base_epochs: int = 12, sft_epochs: int = 20, seed: int = 0) -> Path:
+def build_all(out_dir: Path = ASSETS, *, base_epochs: int = 12, sft_epochs: int = 14, seed: int = 0) -> Path:
     """Build tokenizer, base model and SFT model into `out_dir`/{base,sft}; return `out_dir`."""
     out_dir = Path(out_dir)
     t0 = time.time()
@@ -176,7 +176,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ASSETS, help="output folder (default: the package's assets)")
     parser.add_argument("--base-epochs", type=int, default=12)
-    parser.add_argument("--sft-epochs", type=int, default=20)
+    parser.add_argument("--sft-epochs", type=int, default=14)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     build_all(args.out, base_epochs=args.base_epochs, sft_epochs=args.sft_epochs, seed=args.seed)

@@ -16,10 +16,11 @@ SPLIT_SEED = 1234
 EVAL_ITEMS = {"capital": 12, "arithmetic": 28, "code": 8}
 TEST_PAIR_PROMPTS = 100
 # The SFT model's average mix of styles; each fact gets its own mix around it (see style_mix).
-BASE_MIX = {"concise": 0.40, "verbose": 0.25, "wrong": 0.20, "refusal": 0.15}
-MIX_CONCENTRATION = 4.0
-# Off-policy pairs: the concise correct answer against one of these, with these odds.
-REJECTED_MIX = {"verbose": 0.4, "wrong": 0.35, "refusal": 0.25}
+BASE_MIX = {"concise": 0.45, "verbose": 0.25, "wrong": 0.15, "refusal": 0.15}
+MIX_CONCENTRATION = 6.0
+# Off-policy pairs: the concise correct answer against each of these in turn.
+REJECTED_STYLES = ["wrong", "verbose", "refusal"]
+PAIRS_PER_PROMPT = 1
 
 
 @lru_cache(maxsize=1)
@@ -71,7 +72,7 @@ def style_mix(item: Item) -> dict[str, float]:
     return {s: d / total for s, d in zip(STYLES, draws)}
 
 
-def sft_examples(samples_per_prompt: int = 2, seed: int = 0) -> list[dict[str, str]]:
+def sft_examples(samples_per_prompt: int = 3, seed: int = 0) -> list[dict[str, str]]:
     """The SFT corpus: chat examples whose styles follow each fact's mix. Keys: prompt, response, style."""
     rng = random.Random(seed)
     rows = []
@@ -93,20 +94,32 @@ def pretraining_text() -> list[str]:
     return lines
 
 
-def preference_rows(split: str = "train", seed: int = 0) -> list[dict[str, str]]:
-    """Templated (off-policy) pairs as dicts: the concise correct answer against another style."""
+def preference_rows(split: str = "train", seed: int = 0, pairs_per_prompt: int = PAIRS_PER_PROMPT) -> list[dict[str, str]]:
+    """Templated (off-policy) pairs as dicts: the concise correct answer against other styles.
+
+    Each fact's prompts cycle through the rejected styles (wrong, verbose, refusal) in a seeded
+    order, so every fact has its own wrong answer rejected at least once.
+    """
     rng = random.Random(f"pairs:{split}:{seed}")
+    cycle_pos: dict[str, int] = {}
+    orders: dict[str, list[str]] = {}
     rows = []
     for item, phrasing in _prompts(split):
-        style = rng.choices(list(REJECTED_MIX), weights=list(REJECTED_MIX.values()))[0]
-        rows.append(
-            {
-                "prompt": item.prompt(phrasing),
-                "chosen": write_response(item, "concise", rng),
-                "rejected": write_response(item, style, rng),
-                "rejected_style": style,
-            }
-        )
+        if item.item_id not in orders:
+            orders[item.item_id] = rng.sample(REJECTED_STYLES, len(REJECTED_STYLES))
+            cycle_pos[item.item_id] = 0
+        for _ in range(pairs_per_prompt):
+            order = orders[item.item_id]
+            style = order[cycle_pos[item.item_id] % len(order)]
+            cycle_pos[item.item_id] += 1
+            rows.append(
+                {
+                    "prompt": item.prompt(phrasing),
+                    "chosen": write_response(item, "concise", rng),
+                    "rejected": write_response(item, style, rng),
+                    "rejected_style": style,
+                }
+            )
     return rows
 
 

@@ -165,6 +165,16 @@ def _code_block(name: str, arg: str, expr: str) -> str:
     return f"```python\ndef {name}({arg}):\n    return {expr}\n```"
 
 
+def misconception(item: Item) -> str:
+    """The wrong answer this fact attracts: fixed per fact, as real models' errors are systematic."""
+    rng = random.Random(f"misconception:{item.item_id}")
+    if item.kind == "capital":
+        return rng.choice([cap for c, cap in CAPITALS if c != item.key[0]])
+    if item.kind == "arithmetic":
+        return str(int(item.answer()) + rng.choice([-3, -2, -1, 1, 2, 3]))
+    return _code_task(item.key[0])[4]
+
+
 def write_response(item: Item, style: str, rng: random.Random) -> str:
     """One response to `item` in `style`; `rng` picks among the templates and wrong answers."""
     if style not in STYLES:
@@ -175,7 +185,7 @@ def write_response(item: Item, style: str, rng: random.Random) -> str:
         country = item.key[0]
         answer = item.answer()
         if style == "wrong":
-            answer = rng.choice([cap for c, cap in CAPITALS if c != country])
+            answer = misconception(item)
         core = f"The capital of {country} is {answer}."
         if style == "verbose":
             return f"{rng.choice(VERBOSE_OPENERS)} {country} has many cities. {core} {rng.choice(VERBOSE_CLOSERS)}"
@@ -184,7 +194,7 @@ def write_response(item: Item, style: str, rng: random.Random) -> str:
         a, op, b = item.key
         result = OPS[op](a, b)
         if style == "wrong":
-            result += rng.choice([-3, -2, -1, 1, 2, 3])
+            result = int(misconception(item))
         core = f"{a} {op} {b} is {result}."
         if style == "verbose":
             return (
