@@ -119,12 +119,12 @@ def _check_finite(step: int, stats: dict[str, torch.Tensor]) -> None:
             )
 
 
-def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None):
+def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, *, reference=None):
     """Train `policy` on preference pairs with DPO (or a variant); returns ``(policy, history)``.
 
     Taught in 03_training_with_trl. `dataset` has plain-text prompt/chosen/rejected. The reference
-    is a frozen copy of the starting policy; by default its log-probs are computed once before
-    training. `history` is a list of dicts, one per optimizer step, with what TRL logs: ``loss``,
+    is a frozen copy of the starting policy (or `reference`, a model of the same tokenizer, when
+    given); by default its log-probs are computed once before training. `history` is a list of dicts, one per optimizer step, with what TRL logs: ``loss``,
     ``rewards/chosen``, ``rewards/rejected``, ``rewards/accuracies``, ``rewards/margins``,
     ``logps/chosen``, ``logps/rejected`` (plus ``step``, ``epoch`` and ``learning_rate``).
     """
@@ -147,15 +147,17 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None):
     ref_model = None
     ref_cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     if config.needs_reference:
+        if reference is not None:
+            reference = reference.to(device).eval().requires_grad_(False)
         if config.precompute_ref_logps:
             plain = list(range(len(features)))
             chunks = [plain[s : s + config.batch_size] for s in range(0, len(plain), config.batch_size)]
-            scored = reference_logps(policy, batches_for(plain), config)
+            scored = reference_logps(reference if reference is not None else policy, batches_for(plain), config)
             for idx, (rc, rr) in zip(chunks, scored):
                 for j, i in enumerate(idx):
                     ref_cache[i] = (rc[j], rr[j])
         else:
-            ref_model = copy.deepcopy(policy).eval().requires_grad_(False)
+            ref_model = reference if reference is not None else copy.deepcopy(policy).eval().requires_grad_(False)
 
     opt = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     micro_per_epoch = math.ceil(len(features) / config.batch_size)

@@ -1,0 +1,192 @@
+"""The from-scratch trainer: config validation, clear errors, determinism, agreement with TRL, and the toy-world result."""
+
+import copy
+import time
+
+import pytest
+import torch
+from datasets import Dataset
+
+from dpo_course import generate
+from dpo_course.data import PreferenceDataError
+from dpo_course.toyworld import eval_prompts, judge, load_sft_model, preference_pairs, reward
+from dpo_course.train import DPOTrainConfig, train_dpo
+
+SMALL = dict(epochs=1, batch_size=8, progress=False, device="cpu")
+
+
+@pytest.fixture
+def policy(sft):
+    return copy.deepcopy(sft[0])
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return preference_pairs("train").select(range(16))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(beta=0), "beta"),
+        (dict(loss_type="dpo"), "loss_type"),
+        (dict(label_smoothing=0.5), "label_smoothing"),
+        (dict(label_smoothing=0.1, loss_type="ipo"), "sigmoid"),
+        (dict(learning_rate=-1.0), "learning_rate"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(lr_scheduler="cosine"), "lr_scheduler"),
+    ],
+)
+def test_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DPOTrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        ({"prompt": "What is 2 plus 2?", "chosen": "2 plus 2 is 4."}, r"row 1: missing field 'rejected'"),
+        ({"prompt": "What is 2 plus 2?", "chosen": 4, "rejected": "no"}, r"row 1, field 'chosen': expected a str"),
+        ({"prompt": "What is 2 plus 2?", "chosen": "2 plus 2 is 4.", "rejected": "  "}, r"row 1, field 'rejected': empty"),
+        ({"prompt": "What is 2 plus 2?", "chosen": "same", "rejected": "same"}, r"row 1: 'chosen' and 'rejected' are identical"),
+        ({"prompt": "What is 2 plus 2? " * 40, "chosen": "4", "rejected": "5"}, r"row 1, field 'prompt': \d+ tokens leave no room"),
+    ],
+)
+def test_bad_rows_name_the_row_and_field(sft, policy, row, match):
+    good = {"prompt": "What is 3 plus 3?", "chosen": "3 plus 3 is 6.", "rejected": "3 plus 3 is 7."}
+    with pytest.raises(PreferenceDataError, match=match):
+        train_dpo(policy, sft[1], [good, row], DPOTrainConfig(**SMALL))
+
+
+def test_empty_dataset(sft, policy):
+    with pytest.raises(ValueError, match="empty"):
+        train_dpo(policy, sft[1], [], DPOTrainConfig(**SMALL))
+
+
+def test_nan_loss_names_the_step_and_statistic(sft, policy, pairs, monkeypatch):
+    import dpo_course.train as train_module
+
+    real = train_module.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        losses, c, r = real(*args, **kwargs)
+        return (losses * float("nan") if calls["n"] == 2 else losses), c, r
+
+    monkeypatch.setattr(train_module, "compute_loss", poisoned)
+    with pytest.raises(FloatingPointError, match=r"step 2: loss is nan"):
+        train_dpo(policy, sft[1], pairs, DPOTrainConfig(**SMALL))
+
+
+def test_history_has_trl_metrics_and_starts_at_log2(sft, policy, pairs):
+    _, history = train_dpo(policy, sft[1], pairs, DPOTrainConfig(**SMALL))
+    assert len(history) == 2
+    first = history[0]
+    for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"):
+        assert key in first
+    # policy == reference before the first update: loss log 2, zero rewards
+    assert first["loss"] == pytest.approx(0.693147, abs=1e-5)
+    assert first["rewards/margins"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_deterministic_for_a_seed(sft, pairs):
+    runs = [train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, seed=3))[1] for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_precomputed_reference_equals_a_live_reference(sft, pairs):
+    a = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_logps=True))[1]
+    b = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_logps=False))[1]
+    for x, y in zip(a, b):
+        assert x["loss"] == pytest.approx(y["loss"], abs=1e-5)
+        assert x["rewards/margins"] == pytest.approx(y["rewards/margins"], abs=1e-5)
+
+
+def test_fused_equals_unfused(sft, pairs):
+    a = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, fused=False))[1]
+    b = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, fused=True))[1]
+    for x, y in zip(a, b):
+        assert x["loss"] == pytest.approx(y["loss"], abs=1e-4)
+
+
+@pytest.mark.parametrize("loss_type", ["ipo", "hinge", "simpo", "orpo"])
+def test_every_loss_type_trains(sft, pairs, loss_type):
+    _, history = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, loss_type=loss_type))
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history)
+    assert history[-1]["rewards/margins"] > history[0]["rewards/margins"] - 1e-6
+
+
+def _conversational(ds):
+    return Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["prompt"]}],
+                "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            }
+            for r in ds
+        ]
+    )
+
+
+def trl_trainer(policy, reference, tokenizer, ds, tmp_path, **overrides):
+    from trl import DPOConfig, DPOTrainer
+
+    args = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=len(ds),
+        max_steps=1,
+        learning_rate=1e-4,
+        beta=0.1,
+        max_length=128,
+        logging_steps=1,
+        report_to=[],
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        save_strategy="no",
+        disable_dropout=True,
+    )
+    args.update(overrides)
+    return DPOTrainer(
+        model=policy, ref_model=reference, args=DPOConfig(**args), train_dataset=_conversational(ds), processing_class=tokenizer
+    )
+
+
+def test_first_step_loss_equals_trl_dpotrainer(sft, pairs, tmp_path):
+    """train_dpo and TRL's DPOTrainer agree on the first step when policy and reference differ."""
+    model, tok = sft
+    reference = copy.deepcopy(model)
+    policy = copy.deepcopy(model)
+    # Move the policy away from the reference so the loss is not the trivial log 2.
+    train_dpo(policy, tok, preference_pairs("train").select(range(16, 48)), DPOTrainConfig(**SMALL, learning_rate=3e-4))
+    ours = train_dpo(copy.deepcopy(policy), tok, pairs, DPOTrainConfig(**{**SMALL, "batch_size": 16}), reference=reference)[1][0]
+    trainer = trl_trainer(copy.deepcopy(policy), copy.deepcopy(reference), tok, pairs, tmp_path)
+    trainer.train()
+    theirs = next(h for h in trainer.state.log_history if "loss" in h)
+    assert ours["loss"] != pytest.approx(0.693147, abs=1e-3)
+    assert ours["loss"] == pytest.approx(theirs["loss"], abs=1e-4)
+    assert ours["rewards/margins"] == pytest.approx(theirs["rewards/margins"], abs=1e-4)
+    assert ours["logps/chosen"] == pytest.approx(theirs["logps/chosen"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_default_config_beats_the_sft_model_on_held_out_prompts():
+    """Issue 3's bar: under 45 s, >= 70% of non-tied judgements won, higher mean reward."""
+    reference, tok = load_sft_model("cpu")
+    policy, _ = load_sft_model("cpu")
+    start = time.time()
+    policy, history = train_dpo(policy, tok, preference_pairs("train"), DPOTrainConfig(progress=False, device="cpu"))
+    seconds = time.time() - start
+    prompts = eval_prompts()
+    before, after = generate(reference, tok, prompts), generate(policy, tok, prompts)
+    verdicts = [judge(p, a, b) for p, a, b in zip(prompts, after, before)]
+    wins, losses = verdicts.count("A"), verdicts.count("B")
+    mean_before = sum(map(reward, prompts, before)) / len(prompts)
+    mean_after = sum(map(reward, prompts, after)) / len(prompts)
+    print(f"train_dpo default: {seconds:.1f} s, {len(history)} steps, wins {wins}, losses {losses}, "
+          f"mean reward {mean_before:.3f} -> {mean_after:.3f}")
+    assert seconds < 45
+    assert wins / (wins + losses) >= 0.7
+    assert mean_after > mean_before
