@@ -1,0 +1,110 @@
+"""Exercises of 09_scaling_up: the FLOPs of a DPO step and the bytes of its logits."""
+
+from __future__ import annotations
+
+from dpo_course.exercises.framework import Case, Exercise, Mistake
+from dpo_course.scaling import dpo_step_flops
+
+_BYTES = {"fp32": 4, "bf16": 2}
+
+
+def _step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=False):
+    return dpo_step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=precomputed_reference)
+
+
+q1 = Exercise(
+    name="Exercise 9.1 (FLOPs of a DPO step)",
+    prompt=(
+        "Write step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=False): the FLOPs of "
+        "one full-fine-tuning DPO step, policy forward + backward and reference forward."
+    ),
+    reference=_step_flops,
+    cases=[
+        Case((1_000_000, 100, 80), label="N = 1M, 100 chosen and 80 rejected tokens"),
+        Case((1_000_000, 100, 80), {"precomputed_reference": True}, label="the same, reference log-probs precomputed"),
+        Case((1_235_814_400, 4096, 4096), label="Llama 3.2 1B, 4 pairs of 1024 tokens"),
+    ],
+    hints=[
+        "Per token: the policy costs 2N forward and 4N backward; the reference only runs forward.",
+        "Every token of the chosen AND the rejected sequences goes through both models.",
+        "(6 + (0 if precomputed_reference else 2)) * n_params * (chosen_tokens + rejected_tokens)",
+    ],
+    solution_code='''
+def step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=False):
+    tokens = chosen_tokens + rejected_tokens          # both halves of [chosen; rejected]
+    policy = 6 * n_params * tokens                    # 2N forward + 4N backward per token
+    reference = 0 if precomputed_reference else 2 * n_params * tokens  # forward only
+    return policy + reference
+''',
+    answer_name="step_flops",
+    mistakes=[
+        Mistake(
+            "chosen only",
+            lambda n, c, r, precomputed_reference=False: (6 if precomputed_reference else 8) * n * c,
+            "You counted the chosen tokens only: the rejected sequences go through both models too.",
+        ),
+        Mistake(
+            "reference backward",
+            lambda n, c, r, precomputed_reference=False: (6 if precomputed_reference else 12) * n * (c + r),
+            "The reference is frozen: it runs forward only (2N per token), never backward.",
+        ),
+        Mistake(
+            "no reference",
+            lambda n, c, r, precomputed_reference=False: 6 * n * (c + r),
+            "6N per token is the policy alone (the lesson's formula): add 2N per token for the reference's forward.",
+        ),
+        Mistake(
+            "ignores precomputed",
+            lambda n, c, r, precomputed_reference=False: 8 * n * (c + r),
+            "With precomputed_reference=True the reference's log-probs are already known: no reference forward.",
+        ),
+    ],
+)
+
+
+def _logits_bytes(batch_pairs, seq_len, vocab, dtype):
+    if dtype not in _BYTES:
+        raise ValueError(f"dtype must be one of {sorted(_BYTES)}, got {dtype!r}")
+    return 2 * batch_pairs * seq_len * vocab * _BYTES[dtype]
+
+
+q2 = Exercise(
+    name="Exercise 9.2 (memory of the logits)",
+    prompt=(
+        "Write logits_bytes(batch_pairs, seq_len, vocab, dtype): the bytes of the logits tensor of one DPO "
+        "forward pass over a batch of batch_pairs pairs, dtype 'fp32' or 'bf16'."
+    ),
+    reference=_logits_bytes,
+    cases=[
+        Case((4, 1024, 128256, "bf16"), label="4 pairs x 1024 tokens, Llama 3 vocabulary, bf16"),
+        Case((1, 10, 100, "fp32"), label="1 pair x 10 tokens, V = 100, fp32"),
+    ],
+    hints=[
+        "The forward pass scores [chosen; rejected]: how many rows does the logits tensor have?",
+        "Shape (2B, T, V); an fp32 number takes 4 bytes, a bf16 number 2.",
+        "2 * batch_pairs * seq_len * vocab * {'fp32': 4, 'bf16': 2}[dtype]",
+    ],
+    solution_code='''
+def logits_bytes(batch_pairs, seq_len, vocab, dtype):
+    bytes_per_element = {"fp32": 4, "bf16": 2}[dtype]
+    return 2 * batch_pairs * seq_len * vocab * bytes_per_element  # (2B, T, V)
+''',
+    answer_name="logits_bytes",
+    mistakes=[
+        Mistake(
+            "one half",
+            lambda b, t, v, d: b * t * v * _BYTES[d],
+            "That is (B, T, V): the batch stacks chosen and rejected, so the logits are (2B, T, V).",
+        ),
+        Mistake(
+            "bits",
+            lambda b, t, v, d: 2 * b * t * v * _BYTES[d] * 8,
+            "That is bits: fp32 is 4 bytes (32 bits) per element, bf16 2 bytes.",
+        ),
+        Mistake(
+            "always fp32",
+            lambda b, t, v, d: 2 * b * t * v * 4,
+            "bf16 takes 2 bytes per element, not 4.",
+        ),
+    ],
+)

@@ -1,0 +1,428 @@
+"""Measuring a DPO step: peak memory, saved activations, random Llamas, and log-prob methods to compare.
+
+Taught in 09_scaling_up; `benchmarks/logprob_bench.py` runs the same functions at real sizes.
+
+Peak memory. On CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated before (the
+allocator's own count, exact). On a Linux CPU: the kernel's resident-set high-water mark
+(``VmHWM``), reset before the call by writing ``5`` to ``/proc/self/clear_refs``, minus the
+resident set before: what the operating system saw, including allocator slack. Elsewhere: RSS
+sampled every millisecond by a thread (can miss a short spike).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+
+from dpo_course.logprobs import DEFAULT_CHUNK_SIZE, _FusedTokenLogps, concatenated_forward
+from dpo_course.losses import dpo_loss
+
+# ---------------------------------------------------------------------------------------- memory
+
+
+def _proc_status(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the OS (glibc), so that reusing them cannot hide a peak."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _profiled_peak(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
+    """Peak of the running sum of torch's CPU allocations and frees, from the profiler's memory events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = fn(*args, **kwargs)
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")]
+    events.sort(key=lambda e: e.start_ns())
+    current = peak = 0
+    for e in events:
+        current += e.nbytes()
+        peak = max(peak, current)
+    return result, peak
+
+
+def peak_memory(fn: Callable[..., Any], *args, device: str | torch.device | None = None, **kwargs) -> tuple[Any, int]:
+    """Run ``fn(*args, **kwargs)`` and return ``(its result, peak extra bytes)``.
+
+    "Peak extra" is the most tensor memory allocated at once during the call minus what was
+    allocated before it (tensors freed during the call count negative). On CUDA it comes from the
+    caching allocator's counters (``max_memory_allocated``); on a CPU from torch's profiler, which
+    records every allocation and free (``profile_memory=True``; it slows the call down). Both
+    count tensors only, not allocator slack; `peak_rss` measures what the operating system sees.
+
+    Taught in 09_scaling_up.
+    """
+    dev = torch.device(device) if device is not None else None
+    if dev is not None and dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        result = fn(*args, **kwargs)
+        torch.cuda.synchronize(dev)
+        return result, torch.cuda.max_memory_allocated(dev) - before
+    return _profiled_peak(fn, *args, **kwargs)
+
+
+def peak_rss(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
+    """``(result, peak resident-set growth in bytes)`` of a call: what the operating system saw.
+
+    On Linux the kernel's high-water mark (``VmHWM``) is reset before the call by writing 5 to
+    ``/proc/self/clear_refs``; elsewhere a thread samples the RSS every millisecond (it can miss
+    a short spike). Includes allocator slack; small buffers may reuse memory the process holds.
+
+    Taught in 09_scaling_up.
+    """
+    _trim_heap()
+    before = _proc_status("VmRSS")
+    if before is not None and _reset_peak_rss():
+        result = fn(*args, **kwargs)
+        return result, max(0, (_proc_status("VmHWM") or 0) - before)
+    import psutil
+
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    peak = [before]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        stop.set()
+        thread.join()
+    peak[0] = max(peak[0], proc.memory_info().rss)
+    return result, peak[0] - before
+
+
+class SavedTensorMeter:
+    """Counts the bytes autograd saves for backward while active (each storage once)."""
+
+    def __init__(self, exclude: Iterable[torch.Tensor] = ()) -> None:
+        self._storages: dict[int, int] = {}
+        self._exclude = {t.untyped_storage().data_ptr() for t in exclude}
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
+        if t.numel() and t.device.type != "meta":
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in self._exclude:
+                self._storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._storages.values())
+
+
+@contextlib.contextmanager
+def saved_tensor_bytes(exclude: Iterable[torch.Tensor] = ()) -> Iterator[SavedTensorMeter]:
+    """``with saved_tensor_bytes(model.parameters()) as meter: out = model(...)``; ``meter.bytes``.
+
+    Counts what autograd saves for backward (``torch.autograd.graph.saved_tensors_hooks``), each
+    storage once: the activations. Layers also save their weights, which are in memory anyway:
+    pass them as `exclude`. Inside a gradient-checkpointed region nothing is saved, so nothing
+    is seen: checkpointing keeps only each region's inputs, which this does not see either.
+
+    Taught in 09_scaling_up.
+    """
+    meter = SavedTensorMeter(exclude)
+    with torch.autograd.graph.saved_tensors_hooks(meter._pack, lambda t: t):
+        yield meter
+
+
+# ------------------------------------------------------------------------------- random models
+
+
+def random_llama(
+    *,
+    hidden: int,
+    layers: int,
+    vocab: int,
+    intermediate: int | None = None,
+    heads: int | None = None,
+    kv_heads: int | None = None,
+    tie_embeddings: bool = True,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+):
+    """A randomly initialised `LlamaForCausalLM` of the given shape (no download, nothing trained).
+
+    Defaults: ``intermediate = 4 * hidden`` (Llama 3.2 1B's ratio), 64-dimensional heads, and
+    ``kv_heads = heads // 4`` when that divides (grouped-query attention as in Llama 3).
+    Llama 3.2 1B is ``hidden=2048, layers=16, vocab=128256, intermediate=8192, heads=32``.
+
+    Taught in 09_scaling_up.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    heads = heads or max(1, hidden // 64)
+    if hidden % heads:
+        raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
+    kv_heads = kv_heads or (heads // 4 if heads % 4 == 0 else heads)
+    config = LlamaConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        vocab_size=vocab,
+        intermediate_size=intermediate or 4 * hidden,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=8192,
+        tie_word_embeddings=tie_embeddings,
+        pad_token_id=0,
+        bos_token_id=None,
+        eos_token_id=1,
+    )
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = LlamaForCausalLM(config)
+    return model.to(dtype).train()
+
+
+def random_preference_batch(
+    batch_pairs: int,
+    seq_len: int,
+    vocab: int,
+    *,
+    prompt_len: int | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """A `PreferenceCollator`-shaped batch of random tokens: (2B, T) rows [chosen; rejected].
+
+    Chosen and rejected share each pair's prompt (the first ``prompt_len`` tokens, default
+    ``seq_len // 2``); the rest of each row is its response. No padding.
+
+    Taught in 09_scaling_up.
+    """
+    prompt_len = seq_len // 2 if prompt_len is None else prompt_len
+    if not 0 < prompt_len < seq_len:
+        raise ValueError(f"prompt_len must be in (0, seq_len={seq_len}), got {prompt_len}")
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(2, vocab, (2 * batch_pairs, seq_len), generator=gen)  # (2B, T); 0, 1: pad, eos
+    ids[batch_pairs:, :prompt_len] = ids[:batch_pairs, :prompt_len]
+    completion = torch.zeros_like(ids)
+    completion[:, prompt_len:] = 1
+    return {
+        "input_ids": ids.to(device),
+        "attention_mask": torch.ones_like(ids).to(device),
+        "completion_mask": completion.to(device),
+    }
+
+
+def enable_checkpointing(model) -> None:
+    """Turn on activation (gradient) checkpointing under either of its transformers names."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable()
+    else:
+        model.gradient_checkpointing_enable()
+    model.config.use_cache = False
+
+
+def dpo_step(
+    policy,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    *,
+    reference=None,
+    reference_logps: tuple[torch.Tensor, torch.Tensor] | None = None,
+    beta: float = 0.1,
+    fused: bool = False,
+) -> float:
+    """One DPO step: policy forward + backward, reference forward (or precomputed log-probs), optimizer step.
+
+    Returns the loss. Exactly one of `reference` (a frozen model) and `reference_logps` (its
+    ``(chosen, rejected)`` log-probs, computed before training) must be given.
+
+    Taught in 09_scaling_up.
+    """
+    if (reference is None) == (reference_logps is None):
+        raise ValueError("give exactly one of reference (a model) and reference_logps (precomputed)")
+    policy_chosen, policy_rejected = concatenated_forward(policy, batch, fused=fused)  # (B,), (B,)
+    if reference is not None:
+        with torch.no_grad():
+            reference_logps = concatenated_forward(reference, batch, fused=fused)
+    losses, _, _ = dpo_loss(policy_chosen, policy_rejected, *reference_logps, beta=beta)
+    loss = losses.mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+# ------------------------------------------------------------------- per-token log-prob methods
+# Each takes hidden (N, H), weight (V, H), targets (N,) and returns log p(target) (N,), differentiable.
+
+
+class _Floor(torch.autograd.Function):
+    """The LM head's three GEMMs and nothing else: logits = h W^T; dh = G W; dW = G^T h (G := the logits)."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight):
+        logits = hidden @ weight.t()  # (N, V)
+        ctx.save_for_backward(hidden, weight, logits)
+        return logits[:, 0].clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        hidden, weight, logits = ctx.saved_tensors
+        return logits @ weight, logits.t() @ hidden  # (N, H), (V, H)
+
+
+def floor_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Not log-probs: the time of the LM head's three matmuls, a lower bound for every method."""
+    return _Floor.apply(hidden, weight)
+
+
+def naive_fp32_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Full (N, V) logits upcast to fp32, ``log_softmax``, ``gather``: what most from-scratch code does."""
+    logits = (hidden @ weight.t()).float()  # (N, V) fp32
+    return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def naive_lowp_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The same in the inputs' dtype (bf16 logits and log-softmax: half the bytes, less precision)."""
+    logits = hidden @ weight.t()  # (N, V)
+    return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
+
+
+def trl_selective_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """TRL's `selective_log_softmax` on full logits (a Triton kernel on CUDA, a row loop elsewhere)."""
+    from trl.trainer.utils import selective_log_softmax
+
+    return selective_log_softmax(hidden @ weight.t(), targets).float()
+
+
+def trl_chunked_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """TRL's fused `ChunkedLogProbFunction`, as `DPOTrainer` calls it (32768-wide vocabulary tiles)."""
+    from trl.kernels.chunked_logprob import ChunkedLogProbFunction
+    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+    logps, *_ = ChunkedLogProbFunction.apply(
+        hidden, weight, None, targets, 1.0, _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, ()
+    )
+    return logps
+
+
+def fused_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The kernel behind `dpo_course.logprobs.fused_sequence_logps`, on the N scored tokens."""
+    return _FusedTokenLogps.apply(hidden, weight, targets, DEFAULT_CHUNK_SIZE)
+
+
+LOGPROB_METHODS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "floor (3 matmuls)": floor_logps,
+    "naive fp32 logits": naive_fp32_logps,
+    "naive low-precision logits": naive_lowp_logps,
+    "TRL selective_log_softmax": trl_selective_logps,
+    "TRL ChunkedLogProbFunction": trl_chunked_logps,
+    "dpo_course fused": fused_logps,
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_and_memory(
+    method: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    repeats: int = 3,
+    warmup: int = 1,
+) -> dict[str, Any]:
+    """Median seconds and peak extra bytes of forward + backward of `method`; also its values.
+
+    Gradients flow to both `hidden` and `weight` (leaf tensors with ``requires_grad``), and the
+    backward seeds every token with gradient 1. Times use CUDA events on a GPU and wall time on
+    a CPU; memory is `peak_memory` of one more call, gradients included.
+
+    Taught in 09_scaling_up.
+    """
+    device = hidden.device
+
+    def once():
+        hidden.grad = weight.grad = None
+        out = method(hidden, weight, targets)
+        out.sum().backward()
+        return out.detach()
+
+    for _ in range(warmup):
+        once()
+    times = []
+    for _ in range(repeats):
+        hidden.grad = weight.grad = None
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            once()
+            end.record()
+            torch.cuda.synchronize(device)
+            times.append(start.elapsed_time(end) / 1000)
+        else:
+            t0 = time.perf_counter()
+            once()
+            times.append(time.perf_counter() - t0)
+    hidden.grad = weight.grad = None
+    _sync(device)
+    values, peak = peak_memory(once, device=device)
+    times.sort()
+    return {"seconds": times[len(times) // 2], "peak_bytes": peak, "values": values}
+
+
+def cpu_name() -> str:
+    """A short name of this machine's CPU (for benchmark tables)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def device_name(device: torch.device) -> str:
+    """``torch.cuda.get_device_name`` on a GPU, else ``"cpu (<model>, <n> threads)"``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({cpu_name()}, {torch.get_num_threads()} threads, {os.cpu_count()} cores)"
