@@ -38,6 +38,51 @@ if "google.colab" in sys.modules:
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "dpo-course @ git+{REPO_URL}"], check=True)"""
 MD_STUB = "*Write your answer here.*"
+BRANCH = "main"
+# The first cell of every notebook: "Open in Colab" and "launch Binder" badges for that very file. `sync`
+# writes it (solutions/ link to solutions/, notebooks/ to notebooks/) and finds it again by this tag.
+BADGE_TAG = "badges"
+_GITHUB_PATH = REPO_URL.removeprefix("https://github.com/")
+
+
+def colab_url(folder: str, name: str) -> str:
+    """Colab's URL for `folder/name` on GitHub's main branch (Colab opens it straight from GitHub)."""
+    return f"https://colab.research.google.com/github/{_GITHUB_PATH}/blob/{BRANCH}/{folder}/{name}"
+
+
+def binder_url(folder: str, name: str) -> str:
+    """mybinder.org's URL that builds the repository (binder/) and opens `folder/name` in JupyterLab."""
+    return f"https://mybinder.org/v2/gh/{_GITHUB_PATH}/{BRANCH}?labpath={folder}%2F{name}"
+
+
+def badges_markdown(folder: str, name: str) -> str:
+    """The two badges as markdown (also used in the README's course map)."""
+    return (
+        f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(folder, name)}) "
+        f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({binder_url(folder, name)})"
+    )
+
+
+def badge_cell(folder: str, name: str) -> dict:
+    """The tagged markdown cell holding `folder/name`'s badges."""
+    return {"cell_type": "markdown", "id": BADGE_TAG, "metadata": {"tags": [BADGE_TAG]}, "source": badges_markdown(folder, name)}
+
+
+def _is_badge_cell(cell: dict) -> bool:
+    return BADGE_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def has_badges(nb: dict, folder: str, name: str) -> bool:
+    """Whether the first cell of `nb` is the current badge cell for `folder/name`."""
+    first = nb["cells"][0] if nb.get("cells") else {}
+    return _is_badge_cell(first) and _source(first) == badges_markdown(folder, name)
+
+
+def with_badges(nb: dict, folder: str, name: str) -> dict:
+    """A copy of `nb` whose first cell is the current badge cell (an older one is replaced, never duplicated)."""
+    nb = copy.deepcopy(nb)
+    nb["cells"] = [badge_cell(folder, name)] + [c for c in nb["cells"] if not _is_badge_cell(c)]
+    return nb
 
 
 class MarkerError(ValueError):
@@ -107,8 +152,11 @@ def sync(root: Path = ROOT, check: bool = False) -> list[str]:
         nb = json.loads(path.read_text())
         if any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"):
             problems.append(f"{path.relative_to(root)} has outputs: commit notebooks without outputs")
+        if check and not has_badges(nb, "solutions", path.name):
+            problems.append(f"{path.relative_to(root)}: the first cell must be its badge cell: run python -m dpo_course.authoring")
+        nb = with_badges(nb, "solutions", path.name)
         try:
-            text = dumps(to_student(nb, path.name))
+            text = dumps(with_badges(to_student(nb, path.name), "notebooks", path.name))
         except MarkerError as exc:
             problems.append(str(exc))
             continue

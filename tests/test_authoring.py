@@ -54,3 +54,67 @@ def test_every_notebook_has_a_twin_and_no_outputs():
         for path in (ROOT / folder).glob("*.ipynb"):
             nb = json.loads(path.read_text())
             assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), path
+
+
+# ---------------------------------------------------------------- badges (Colab and Binder) in every notebook
+
+from dpo_course.authoring import BADGE_TAG, SETUP_CELL, badge_cell, binder_url, colab_url, with_badges  # noqa: E402
+
+
+def _tiny_notebook() -> dict:
+    return {
+        "cells": [
+            {"cell_type": "markdown", "id": "title", "metadata": {}, "source": "# 99 Tiny"},
+            {"cell_type": "code", "id": "setup", "metadata": {}, "source": SETUP_CELL, "outputs": [], "execution_count": None},
+            {"cell_type": "code", "id": "answer", "metadata": {}, "source": "# BEGIN SOLUTION\nx = 1\n# END SOLUTION", "outputs": [], "execution_count": None},
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def test_badge_urls_are_exactly_colab_and_binder_for_that_file():
+    assert colab_url("notebooks", "01_derivation.ipynb") == (
+        "https://colab.research.google.com/github/dpo-course/dpo-course/blob/main/notebooks/01_derivation.ipynb"
+    )
+    assert binder_url("solutions", "01_derivation.ipynb") == (
+        "https://mybinder.org/v2/gh/dpo-course/dpo-course/main?labpath=solutions%2F01_derivation.ipynb"
+    )
+    cell = badge_cell("notebooks", "01_derivation.ipynb")
+    assert cell["cell_type"] == "markdown" and cell["metadata"]["tags"] == [BADGE_TAG]
+    assert "colab-badge.svg" in cell["source"] and "mybinder.org/badge_logo.svg" in cell["source"]
+
+
+def test_with_badges_replaces_an_old_badge_cell_instead_of_adding_one():
+    nb = with_badges(_tiny_notebook(), "notebooks", "old_name.ipynb")
+    nb = with_badges(nb, "solutions", "99_tiny.ipynb")
+    tagged = [c for c in nb["cells"] if BADGE_TAG in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1 and nb["cells"][0] is tagged[0]
+    assert "solutions/99_tiny.ipynb" in tagged[0]["source"] and "old_name" not in tagged[0]["source"]
+    assert [c["id"] for c in nb["cells"][1:]] == ["title", "setup", "answer"]
+
+
+def test_sync_adds_badges_to_both_versions_and_check_catches_a_missing_one(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    src = tmp_path / "solutions" / "99_tiny.ipynb"
+    src.write_text(json.dumps(_tiny_notebook()))
+    assert any("badge cell" in p for p in sync(tmp_path, check=True)), "a notebook without badges must fail --check"
+    assert sync(tmp_path) == []
+    solution = json.loads(src.read_text())
+    student = json.loads((tmp_path / "notebooks" / "99_tiny.ipynb").read_text())
+    assert solution["cells"][0]["source"].count("solutions%2F99_tiny.ipynb") == 1
+    assert student["cells"][0]["source"].count("notebooks%2F99_tiny.ipynb") == 1
+    assert "/blob/main/notebooks/99_tiny.ipynb" in student["cells"][0]["source"]
+    assert len(student["cells"]) == 4 and student["cells"][3]["source"] == DEFAULT_STUB
+    before = src.read_text()
+    assert sync(tmp_path) == [] and src.read_text() == before, "running it again changes nothing"
+    assert sync(tmp_path, check=True) == []
+
+
+def test_every_repo_notebook_opens_with_its_own_badges():
+    for folder in ("solutions", "notebooks"):
+        for path in sorted((ROOT / folder).glob("*.ipynb")):
+            first = json.loads(path.read_text())["cells"][0]
+            assert first["metadata"].get("tags") == [BADGE_TAG], path
+            assert f"{folder}%2F{path.name}" in first["source"] and f"/blob/main/{folder}/{path.name}" in first["source"], path
