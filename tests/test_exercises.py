@@ -64,7 +64,8 @@ def test_use_falls_back_to_the_reference(qid, q):
         assert q.evaluate(fallback).status == CORRECT
 
 
-def test_check_reports_a_crash_without_raising(capsys):
+def test_check_reports_a_crash_without_raising(capsys, monkeypatch):
+    monkeypatch.delenv("DPO_COURSE_STRICT", raising=False)
     qid, q = next((e for e in EXERCISES if e[1].cases is not None), (None, None))
     if q is None:
         pytest.skip("no function exercise yet")
