@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -56,18 +57,44 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _quiet_fd2() -> Iterator[None]:
+    """Silence C-level writes to file descriptor 2 (the profiler logs "profiler_start/stop" there)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _profiled_peak(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
     """Peak of the running sum of torch's CPU allocations and frees, from the profiler's memory events."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _quiet_fd2():  # only the start and stop are silenced, never `fn`
+        prof.start()
+    try:
         result = fn(*args, **kwargs)
+    finally:
+        with _quiet_fd2():
+            prof.stop()
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")]
     events.sort(key=lambda e: e.start_ns())
     current = peak = 0
     for e in events:
         current += e.nbytes()
         peak = max(peak, current)
+    del prof, events
+    _trim_heap()  # hand the call's freed memory back, so a notebook's resident set stays small
     return result, peak
 
 

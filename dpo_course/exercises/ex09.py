@@ -1,4 +1,4 @@
-"""Exercises of 09_scaling_up: the FLOPs of a DPO step and the bytes of its logits."""
+"""Exercises of 09_scaling_up: the bytes of a DPO forward pass's logits (9.1) and the FLOPs of a step (9.2)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,56 @@ def _step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=
     return dpo_step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=precomputed_reference)
 
 
+def _logits_bytes(batch_pairs, seq_len, vocab, dtype):
+    if dtype not in _BYTES:
+        raise ValueError(f"dtype must be one of {sorted(_BYTES)}, got {dtype!r}")
+    return 2 * batch_pairs * seq_len * vocab * _BYTES[dtype]
+
+
 q1 = Exercise(
-    name="Exercise 9.1 (FLOPs of a DPO step)",
+    name="Exercise 9.1 (memory of the logits)",
+    prompt=(
+        "Write logits_bytes(batch_pairs, seq_len, vocab, dtype): the bytes of the logits tensor of one DPO "
+        "forward pass over a batch of batch_pairs pairs, dtype 'fp32' or 'bf16'."
+    ),
+    reference=_logits_bytes,
+    cases=[
+        Case((4, 1024, 128256, "bf16"), label="4 pairs x 1024 tokens, Llama 3 vocabulary, bf16"),
+        Case((1, 10, 100, "fp32"), label="1 pair x 10 tokens, V = 100, fp32"),
+    ],
+    hints=[
+        "The forward pass scores [chosen; rejected]: how many rows does the logits tensor have?",
+        "Shape (2B, T, V); an fp32 number takes 4 bytes, a bf16 number 2.",
+        "2 * batch_pairs * seq_len * vocab * {'fp32': 4, 'bf16': 2}[dtype]",
+    ],
+    solution_code='''
+def logits_bytes(batch_pairs, seq_len, vocab, dtype):
+    bytes_per_element = {"fp32": 4, "bf16": 2}[dtype]
+    return 2 * batch_pairs * seq_len * vocab * bytes_per_element  # (2B, T, V)
+''',
+    answer_name="logits_bytes",
+    mistakes=[
+        Mistake(
+            "one half",
+            lambda b, t, v, d: b * t * v * _BYTES[d],
+            "That is (B, T, V): the batch stacks chosen and rejected, so the logits are (2B, T, V).",
+        ),
+        Mistake(
+            "bits",
+            lambda b, t, v, d: 2 * b * t * v * _BYTES[d] * 8,
+            "That is bits: fp32 is 4 bytes (32 bits) per element, bf16 2 bytes.",
+        ),
+        Mistake(
+            "always fp32",
+            lambda b, t, v, d: 2 * b * t * v * 4,
+            "bf16 takes 2 bytes per element, not 4.",
+        ),
+    ],
+)
+
+
+q2 = Exercise(
+    name="Exercise 9.2 (FLOPs of a DPO step)",
     prompt=(
         "Write step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=False): the FLOPs of "
         "one full-fine-tuning DPO step, policy forward + backward and reference forward."
@@ -57,54 +105,6 @@ def step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=F
             "ignores precomputed",
             lambda n, c, r, precomputed_reference=False: 8 * n * (c + r),
             "With precomputed_reference=True the reference's log-probs are already known: no reference forward.",
-        ),
-    ],
-)
-
-
-def _logits_bytes(batch_pairs, seq_len, vocab, dtype):
-    if dtype not in _BYTES:
-        raise ValueError(f"dtype must be one of {sorted(_BYTES)}, got {dtype!r}")
-    return 2 * batch_pairs * seq_len * vocab * _BYTES[dtype]
-
-
-q2 = Exercise(
-    name="Exercise 9.2 (memory of the logits)",
-    prompt=(
-        "Write logits_bytes(batch_pairs, seq_len, vocab, dtype): the bytes of the logits tensor of one DPO "
-        "forward pass over a batch of batch_pairs pairs, dtype 'fp32' or 'bf16'."
-    ),
-    reference=_logits_bytes,
-    cases=[
-        Case((4, 1024, 128256, "bf16"), label="4 pairs x 1024 tokens, Llama 3 vocabulary, bf16"),
-        Case((1, 10, 100, "fp32"), label="1 pair x 10 tokens, V = 100, fp32"),
-    ],
-    hints=[
-        "The forward pass scores [chosen; rejected]: how many rows does the logits tensor have?",
-        "Shape (2B, T, V); an fp32 number takes 4 bytes, a bf16 number 2.",
-        "2 * batch_pairs * seq_len * vocab * {'fp32': 4, 'bf16': 2}[dtype]",
-    ],
-    solution_code='''
-def logits_bytes(batch_pairs, seq_len, vocab, dtype):
-    bytes_per_element = {"fp32": 4, "bf16": 2}[dtype]
-    return 2 * batch_pairs * seq_len * vocab * bytes_per_element  # (2B, T, V)
-''',
-    answer_name="logits_bytes",
-    mistakes=[
-        Mistake(
-            "one half",
-            lambda b, t, v, d: b * t * v * _BYTES[d],
-            "That is (B, T, V): the batch stacks chosen and rejected, so the logits are (2B, T, V).",
-        ),
-        Mistake(
-            "bits",
-            lambda b, t, v, d: 2 * b * t * v * _BYTES[d] * 8,
-            "That is bits: fp32 is 4 bytes (32 bits) per element, bf16 2 bytes.",
-        ),
-        Mistake(
-            "always fp32",
-            lambda b, t, v, d: 2 * b * t * v * 4,
-            "bf16 takes 2 bytes per element, not 4.",
         ),
     ],
 )
