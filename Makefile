@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 JOBS ?= 2
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup lab test test-unit test-notebooks course notebooks check-notebooks toy-model lint clean
+.PHONY: help setup lab test test-unit test-notebooks course notebooks check-notebooks toy-model lint clean browser-deps
 
 help:
 	@echo "make lab        set everything up and open the course in JupyterLab"
@@ -28,7 +28,17 @@ setup: $(STAMP)
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
-test: setup
+# tests/test_browser.py drives Debian's chromium with Playwright (never a downloaded browser). As root (CI)
+# install it when missing; otherwise say why the test will skip (with CI=true it fails instead).
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium for tests/test_browser.py"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "could not install chromium: tests/test_browser.py will skip (CI=true: fail)"; \
+	else echo "no /usr/bin/chromium and not root: tests/test_browser.py will skip (CI=true: fail)"; fi
+
+test: setup browser-deps
 	$(BIN)/python -m dpo_course.authoring --check
 	DPO_COURSE_STRICT=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg \
 	  $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --durations=15 \
