@@ -4,7 +4,7 @@
     python benchmarks/logprob_bench.py --dpo-step --device cuda            # 16 layers, hidden 2048, 4 x 1024
 
 Log-prob mode scores N tokens through an LM head (H -> V) with each method of
-`dpo_course.profiling.LOGPROB_METHODS` and reports the median time of forward + backward (gradients
+`dpo_course.logprob_methods.LOGPROB_METHODS` and reports the median time of forward + backward (gradients
 to the hidden states and to the head, every token's log-prob seeded with gradient 1) and the peak
 extra memory of one more forward + backward (`dpo_course.profiling.peak_memory`: on CUDA,
 max_memory_allocated minus memory_allocated before, after a reset; on a CPU, the running total of
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import torch
 
+from dpo_course.logprob_methods import LOGPROB_METHODS
 from dpo_course.profiling import (
-    LOGPROB_METHODS,
     device_name,
     dpo_step,
     enable_checkpointing,

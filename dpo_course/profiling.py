@@ -1,6 +1,7 @@
 """Measuring a DPO step: peak memory, saved activations, random Llamas, and log-prob methods to compare.
 
-Taught in 09_scaling_up; `benchmarks/logprob_bench.py` runs the same functions at real sizes.
+Taught in 09_scaling_up; `benchmarks/logprob_bench.py` runs the same functions at real sizes,
+on the per-token log-prob implementations of `dpo_course.logprob_methods`.
 
 Peak memory. On CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated before (the
 allocator's own count, exact). On a Linux CPU: the kernel's resident-set high-water mark
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from dpo_course.logprobs import DEFAULT_CHUNK_SIZE, _FusedTokenLogps, concatenated_forward
+from dpo_course.logprobs import concatenated_forward
 from dpo_course.losses import dpo_loss
 
 # ---------------------------------------------------------------------------------------- memory
@@ -158,7 +159,10 @@ def peak_rss(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
 
 
 class SavedTensorMeter:
-    """Counts the bytes autograd saves for backward while active (each storage once)."""
+    """Counts the bytes autograd saves for backward while active (each storage once).
+
+    Taught in 09_scaling_up.
+    """
 
     def __init__(self, exclude: Iterable[torch.Tensor] = ()) -> None:
         self._storages: dict[int, int] = {}
@@ -273,7 +277,10 @@ def random_preference_batch(
 
 
 def enable_checkpointing(model) -> None:
-    """Turn on activation (gradient) checkpointing under either of its transformers names."""
+    """Turn on activation (gradient) checkpointing under either of its transformers names.
+
+    Taught in 09_scaling_up.
+    """
     if hasattr(model, "activation_checkpointing_enable"):
         model.activation_checkpointing_enable()
     else:
@@ -310,75 +317,6 @@ def dpo_step(
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.item()
-
-
-# ------------------------------------------------------------------- per-token log-prob methods
-# Each takes hidden (N, H), weight (V, H), targets (N,) and returns log p(target) (N,), differentiable.
-
-
-class _Floor(torch.autograd.Function):
-    """The LM head's three GEMMs and nothing else: logits = h W^T; dh = G W; dW = G^T h (G := the logits)."""
-
-    @staticmethod
-    def forward(ctx, hidden, weight):
-        logits = hidden @ weight.t()  # (N, V)
-        ctx.save_for_backward(hidden, weight, logits)
-        return logits[:, 0].clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        hidden, weight, logits = ctx.saved_tensors
-        return logits @ weight, logits.t() @ hidden  # (N, H), (V, H)
-
-
-def floor_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Not log-probs: the time of the LM head's three matmuls, a lower bound for every method."""
-    return _Floor.apply(hidden, weight)
-
-
-def naive_fp32_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Full (N, V) logits upcast to fp32, ``log_softmax``, ``gather``: what most from-scratch code does."""
-    logits = (hidden @ weight.t()).float()  # (N, V) fp32
-    return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-
-
-def naive_lowp_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The same in the inputs' dtype (bf16 logits and log-softmax: half the bytes, less precision)."""
-    logits = hidden @ weight.t()  # (N, V)
-    return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
-
-
-def trl_selective_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """TRL's `selective_log_softmax` on full logits (a Triton kernel on CUDA, a row loop elsewhere)."""
-    from trl.trainer.utils import selective_log_softmax
-
-    return selective_log_softmax(hidden @ weight.t(), targets).float()
-
-
-def trl_chunked_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """TRL's fused `ChunkedLogProbFunction`, as `DPOTrainer` calls it (32768-wide vocabulary tiles)."""
-    from trl.kernels.chunked_logprob import ChunkedLogProbFunction
-    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
-
-    logps, *_ = ChunkedLogProbFunction.apply(
-        hidden, weight, None, targets, 1.0, _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, ()
-    )
-    return logps
-
-
-def fused_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The kernel behind `dpo_course.logprobs.fused_sequence_logps`, on the N scored tokens."""
-    return _FusedTokenLogps.apply(hidden, weight, targets, DEFAULT_CHUNK_SIZE)
-
-
-LOGPROB_METHODS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "floor (3 matmuls)": floor_logps,
-    "naive fp32 logits": naive_fp32_logps,
-    "naive low-precision logits": naive_lowp_logps,
-    "TRL selective_log_softmax": trl_selective_logps,
-    "TRL ChunkedLogProbFunction": trl_chunked_logps,
-    "dpo_course fused": fused_logps,
-}
 
 
 def _sync(device: torch.device) -> None:
@@ -435,7 +373,10 @@ def time_and_memory(
 
 
 def cpu_name() -> str:
-    """A short name of this machine's CPU (for benchmark tables)."""
+    """A short name of this machine's CPU (for benchmark tables).
+
+    Taught in 09_scaling_up.
+    """
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -449,7 +390,10 @@ def cpu_name() -> str:
 
 
 def device_name(device: torch.device) -> str:
-    """``torch.cuda.get_device_name`` on a GPU, else ``"cpu (<model>, <n> threads)"``."""
+    """``torch.cuda.get_device_name`` on a GPU, else ``"cpu (<model>, <n> threads)"``.
+
+    Taught in 09_scaling_up.
+    """
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({cpu_name()}, {torch.get_num_threads()} threads, {os.cpu_count()} cores)"

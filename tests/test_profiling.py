@@ -1,16 +1,15 @@
-"""Tests for dpo_course.profiling: memory meters with hand-checked bytes, random batches, log-prob methods."""
+"""Tests for dpo_course.profiling and dpo_course.logprob_methods: memory meters with hand-checked bytes, random
+batches, DPO steps, and the log-prob methods agreeing."""
 
 import copy
 
 import pytest
 import torch
 
+from dpo_course.logprob_methods import LOGPROB_METHODS, fused_logps, naive_fp32_logps
 from dpo_course.profiling import (
-    LOGPROB_METHODS,
     device_name,
     dpo_step,
-    fused_logps,
-    naive_fp32_logps,
     peak_memory,
     peak_rss,
     random_llama,
