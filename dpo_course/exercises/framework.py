@@ -8,6 +8,7 @@ check raises `ExerciseFailed`, so a wrong solution notebook fails CI.
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 import traceback
@@ -18,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+# When set (by `dpo-course progress`), every check() appends {"exercise": name, "status": status} to this file.
+PROGRESS_LOG_ENV = "DPO_COURSE_PROGRESS_LOG"
 NOT_ATTEMPTED = "not attempted"
 CORRECT = "correct"
 WRONG = "wrong"
@@ -79,6 +82,18 @@ def _show(value, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _log_progress(name: str, status: str) -> None:
+    """Append one verdict to ``$DPO_COURSE_PROGRESS_LOG`` (a JSON line); never disturbs the notebook."""
+    path = os.environ.get(PROGRESS_LOG_ENV)
+    if not path:
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps({"exercise": name, "status": status}) + "\n")
+    except OSError:
+        pass
+
+
 def _strict() -> bool:
     return os.environ.get("DPO_COURSE_STRICT", "") not in ("", "0", "false", "False")
 
@@ -114,6 +129,7 @@ class Exercise:
         result = self.evaluate(answer)
         icon = {CORRECT: "✅", WRONG: "❌", NOT_ATTEMPTED: "📝"}[result.status]
         print(f"{icon} {self.name}: {result.message}")
+        _log_progress(self.name, result.status)
         if result.status == WRONG and _strict():
             raise ExerciseFailed(f"{self.name}: {result.message}")
         return result
