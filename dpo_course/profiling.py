@@ -111,6 +111,8 @@ def peak_memory(fn: Callable[..., Any], *args, device: str | torch.device | None
     Taught in 09_scaling_up.
     """
     dev = torch.device(device) if device is not None else None
+    if dev is not None and dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"peak_memory measures CUDA or CPU tensors, not {dev.type}: run the measurement on the CPU")
     if dev is not None and dev.type == "cuda":
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)

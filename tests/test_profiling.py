@@ -35,6 +35,11 @@ def test_peak_memory_hand_checked(device):
     assert 4_000_000 <= peak_memory(one_at_a_time, device=device)[1] < 4_000_000 + 4096
 
 
+def test_peak_memory_refuses_devices_it_cannot_measure():
+    with pytest.raises(ValueError, match="CUDA or CPU"):
+        peak_memory(lambda: None, device="meta")
+
+
 def test_peak_rss_sees_a_large_allocation():
     _, grew = peak_rss(lambda: torch.ones(50_000_000).sum())  # 200 MB, touched
     assert 150e6 < grew < 400e6
