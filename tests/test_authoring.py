@@ -118,3 +118,16 @@ def test_every_repo_notebook_opens_with_its_own_badges():
             first = json.loads(path.read_text())["cells"][0]
             assert first["metadata"].get("tags") == [BADGE_TAG], path
             assert f"{folder}%2F{path.name}" in first["source"] and f"/blob/main/{folder}/{path.name}" in first["source"], path
+
+
+def test_readme_course_map_has_each_notebooks_badges():
+    import re
+
+    from dpo_course.authoring import badges_markdown
+
+    rows = re.findall(r"^\| (\d\d) \| \[[^\]]+\]\(notebooks/([^)]+)\) \| (.*?) \| (.*?) \|", (ROOT / "README.md").read_text(), re.M)
+    assert len(rows) >= 10, "the course map lists every notebook"
+    for number, name, badges, _time in rows:
+        assert name.startswith(number) and badges == badges_markdown("notebooks", name), name
+    listed = {name for _, name, _, _ in rows}
+    assert {p.name for p in (ROOT / "notebooks").glob("*.ipynb")} <= listed, "a notebook is missing from the README map"
