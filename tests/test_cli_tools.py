@@ -22,8 +22,9 @@ def test_doctor_reports_this_machine_ready(capsys):
     assert doctor.main([]) == 0
     out = capsys.readouterr().out
     assert "ready for the course" in out and "0 failed" in out
-    for name in ("Python", "torch", "trl", "transformers", "memory", "device", "toy model", "notebooks"):
+    for name in ("Python", "torch", "trl", "transformers", "device", "toy model", "notebooks"):
         assert any(line.startswith(f"✓ {name} ") for line in out.splitlines()), f"no passing {name!r} line:\n{out}"
+    assert any(line.startswith(("✓ memory ", "! memory ")) for line in out.splitlines())  # low memory only warns
     assert "loaded offline and answered a prompt" in out
 
 
