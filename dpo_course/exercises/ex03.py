@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import torch
 
 from dpo_course.exercises.framework import (
-    CORRECT,
-    NOT_ATTEMPTED,
     WRONG,
     Case,
     Exercise,
@@ -37,28 +35,13 @@ class FieldsExercise(Exercise):
             return obj
         return {name: _plain(getattr(obj, name, "<missing>")) for name in self.fields}
 
-    def _evaluate_function(self, fn) -> Result:
-        if fn is None or fn is Ellipsis:
-            return Result(NOT_ATTEMPTED, "not attempted yet. Write the function, then run this cell again.")
-        if not callable(fn):
-            return Result(WRONG, f"expected a function, got {type(fn).__name__}.")
-        for i, case in enumerate(self.cases):
-            label = case.label or f"case {i + 1}"
-            try:
-                got = fn(*_clone(case.args), **_clone(case.kwargs))
-            except NotImplementedError:
-                return Result(NOT_ATTEMPTED, "not attempted yet. Replace `raise NotImplementedError` with your code.")
-            except Exception as exc:  # the learner's code: report, never crash the notebook
-                return Result(WRONG, f"your function raised {type(exc).__name__}: {str(exc)[:300]}\n   on {label}")
-            if got is None:
-                return Result(WRONG, f"your function returned None on {label}. Did you forget `return`?")
-            got_fields = self._project(got)
-            expected = self._project(self.reference(*_clone(case.args), **_clone(case.kwargs)))
-            wrong = [k for k in self.fields if got_fields[k] != expected[k]]
-            if wrong:
-                lines = "\n".join(f"   {k}: expected {_show(expected[k])}, got {_show(got_fields[k])}" for k in wrong)
-                return Result(WRONG, f"wrong on {label} ({self._describe(case)}):\n{lines}" + self._diagnose(got_fields, case.args, case.kwargs))
-        return Result(CORRECT, f"correct on all {len(self.cases)} cases!")
+    def _compare(self, got, expected, case: Case, label: str) -> Result | None:
+        got_fields, expected = self._project(got), self._project(expected)
+        wrong = [k for k in self.fields if got_fields[k] != expected[k]]
+        if not wrong:
+            return None
+        lines = "\n".join(f"   {k}: expected {_show(expected[k])}, got {_show(got_fields[k])}" for k in wrong)
+        return Result(WRONG, f"wrong on {label} ({self._describe(case)}):\n{lines}" + self._diagnose(got_fields, case.args, case.kwargs))
 
     def _diagnose(self, got, args, kwargs) -> str:
         for mistake in self.mistakes:

@@ -174,27 +174,40 @@ class Exercise:
             return Result(WRONG, f"expected a function, got {type(fn).__name__}.")
         for i, case in enumerate(self.cases):
             label = case.label or f"case {i + 1}"
-            try:
-                got = fn(*_clone(case.args), **_clone(case.kwargs))
-            except NotImplementedError:
-                return Result(NOT_ATTEMPTED, "not attempted yet. Replace `raise NotImplementedError` with your code.")
-            except Exception as exc:  # the learner's code: report, never crash the notebook
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                return Result(
-                    WRONG,
-                    f"your function raised {type(exc).__name__}: {exc}\n   on {label}: {self._describe(case)}\n"
-                    f"   (line {where.lineno}: {where.line})",
-                )
-            if got is None:
-                return Result(WRONG, f"your function returned None on {label}. Did you forget `return`?")
-            expected = self.reference(*_clone(case.args), **_clone(case.kwargs))
-            if not _close(got, expected, self.rtol, self.atol):
-                return Result(
-                    WRONG,
-                    f"wrong on {label}.\n   input:    {self._describe(case)}\n   expected: {_show(expected)}\n"
-                    f"   got:      {_show(got)}" + self._diagnose(got, case.args, case.kwargs),
-                )
+            got = self._call(fn, case, label)
+            if isinstance(got, Result):
+                return got
+            failure = self._compare(got, self.reference(*_clone(case.args), **_clone(case.kwargs)), case, label)
+            if failure is not None:
+                return failure
         return Result(CORRECT, f"correct on all {len(self.cases)} cases!")
+
+    def _call(self, fn, case: Case, label: str):
+        """The learner's answer on one case, or the `Result` that explains why there is none."""
+        try:
+            got = fn(*_clone(case.args), **_clone(case.kwargs))
+        except NotImplementedError:
+            return Result(NOT_ATTEMPTED, "not attempted yet. Replace `raise NotImplementedError` with your code.")
+        except Exception as exc:  # the learner's code: report, never crash the notebook
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            return Result(
+                WRONG,
+                f"your function raised {type(exc).__name__}: {exc}\n   on {label}: {self._describe(case)}\n"
+                f"   (line {where.lineno}: {where.line})",
+            )
+        if got is None:
+            return Result(WRONG, f"your function returned None on {label}. Did you forget `return`?")
+        return got
+
+    def _compare(self, got, expected, case: Case, label: str) -> Result | None:
+        """None when `got` matches `expected`, else the WRONG `Result` to show (subclasses compare otherwise)."""
+        if _close(got, expected, self.rtol, self.atol):
+            return None
+        return Result(
+            WRONG,
+            f"wrong on {label}.\n   input:    {self._describe(case)}\n   expected: {_show(expected)}\n"
+            f"   got:      {_show(got)}" + self._diagnose(got, case.args, case.kwargs),
+        )
 
     def _diagnose(self, got, args, kwargs) -> str:
         for mistake in self.mistakes:
