@@ -4,8 +4,8 @@ Taught in 00_welcome: the notebooks import small, tested functions from here so 
 notebook shows the ~10 lines that matter and calls the rest.
 """
 
-from dpo_course.utils import get_device, seed_everything
 from dpo_course.generation import generate
+from dpo_course.utils import get_device, seed_everything
 
 __all__ = ["generate", "get_device", "seed_everything"]
 __version__ = "0.1.0"

@@ -9,7 +9,15 @@ import time
 import pytest
 
 from dpo_course import generate
-from dpo_course.toyworld import classify, eval_prompts, judge, preference_pairs, reward, sft_examples, train_prompts
+from dpo_course.toyworld import (
+    classify,
+    eval_prompts,
+    judge,
+    preference_pairs,
+    reward,
+    sft_examples,
+    train_prompts,
+)
 from dpo_course.toyworld.corpus import _splits
 
 
