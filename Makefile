@@ -40,7 +40,7 @@ browser-deps:
 
 test: setup browser-deps
 	$(BIN)/python -m dpo_course.authoring --check
-	DPO_COURSE_STRICT=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg \
+	OMP_NUM_THREADS=1 DPO_COURSE_STRICT=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg \
 	  $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --durations=15 \
 	  tests notebooks solutions --nbval-lax --nbval-current-env --nbval-cell-timeout=600
 
