@@ -88,7 +88,7 @@ def _check_config(config, regime: str | None) -> list[Finding]:
         elif beta > BETA_RANGE[1]:
             findings.append(
                 Finding(
-                    "warning", "beta", f"beta = {beta} is very high: the KL penalty dominates and updates are negligible",
+                    "warning", "beta", f"beta = {beta} is very high: the loss saturates after a small change in log-ratios, so learning stops early",
                     "start from beta = 0.1; lower it if the preferences are learnt too slowly",
                 )
             )

@@ -25,7 +25,6 @@ from dpo_course.data import PreferenceCollator, prompt_ids, tokenize_dataset
 from dpo_course.diagnostics import Finding, diagnose
 from dpo_course.judges import LLMJudge, parse_verdict
 from dpo_course.logprobs import concatenated_forward, sequence_logps
-from dpo_course.utils import seed_everything
 
 __all__ = [
     "Finding",
@@ -350,13 +349,24 @@ def kl_to_reference(
     end-of-turn token), and scores them under both models, summing over response tokens. The
     estimate is unbiased but noisy: single samples can be negative. The samples come back in
     the result, so their reward can be measured too (`mean_reward(est.prompts, est.responses)`).
+    `seed` seeds the sampling without disturbing the caller's random state.
     Taught in 07_evaluation; used for the reward-against-KL frontier of 08_dpo_vs_online_rl.
     """
     prompts = list(prompts)
     if not prompts or num_samples < 1:
         raise ValueError(f"need at least one prompt and num_samples >= 1, got {len(prompts)} prompts, num_samples={num_samples}")
-    if seed is not None:
-        seed_everything(seed)
+    device = next(policy.parameters()).device
+    # Seeded sampling that leaves the caller's torch RNG as it was (safe inside a training loop's callback).
+    forked = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+            if device.type == "cuda":
+                torch.cuda.manual_seed(seed)
+        return _kl_samples(policy, reference, tokenizer, prompts, num_samples, max_new_tokens, batch_size)
+
+
+def _kl_samples(policy, reference, tokenizer, prompts, num_samples, max_new_tokens, batch_size) -> KLEstimate:
     repeated = [p for p in prompts for _ in range(num_samples)]
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     modes = [(m, m.training) for m in (policy, reference)]

@@ -259,6 +259,15 @@ def test_kl_of_a_different_policy_is_positive_and_reproducible(sft, shifted):
     assert "nats per response" in str(est)
 
 
+def test_kl_leaves_the_global_random_state_alone(sft):
+    model, tok = sft
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    kl_to_reference(model, model, tok, ["What is 2 plus 2?"], num_samples=2, max_new_tokens=8, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_kl_errors(sft):
     model, tok = sft
     with pytest.raises(ValueError, match="num_samples"):

@@ -154,7 +154,7 @@ q2 = Exercise(
 def win_rate(verdicts_ab, verdicts_ba):
     flip = {"A": "B", "B": "A", "tie": "tie"}
     score = 0.0
-    for v1, v2 in zip(verdicts_ab, verdicts_ba):
+    for v1, v2 in zip(verdicts_ab, verdicts_ba, strict=True):
         verdict = v1 if v1 == flip[v2] else "tie"      # the orders disagree: no preference
         score += {"A": 1.0, "tie": 0.5, "B": 0.0}[verdict]
     return score / len(verdicts_ab)
