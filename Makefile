@@ -39,7 +39,7 @@ browser-deps:
 	else echo "no /usr/bin/chromium and not root: tests/test_browser.py will skip (CI=true: fail)"; fi
 
 test: setup browser-deps
-	$(BIN)/python -m dpo_course.authoring --check
+	$(BIN)/python -m dpo_course.course.authoring --check
 	OMP_NUM_THREADS=1 DPO_COURSE_STRICT=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 MPLBACKEND=Agg \
 	  $(BIN)/python -m pytest -n $(JOBS) --dist loadfile --durations=15 \
 	  tests notebooks solutions --nbval-lax --nbval-current-env --nbval-cell-timeout=600
@@ -53,13 +53,13 @@ test-notebooks: setup
 
 course: setup
 	mkdir -p build
-	HF_HUB_OFFLINE=1 DPO_COURSE_STRICT=1 MPLBACKEND=Agg $(BIN)/python -m dpo_course.cli course --out build
+	HF_HUB_OFFLINE=1 DPO_COURSE_STRICT=1 MPLBACKEND=Agg $(BIN)/python -m dpo_course.course.cli course --out build
 
 notebooks: setup
-	$(BIN)/python -m dpo_course.authoring
+	$(BIN)/python -m dpo_course.course.authoring
 
 check-notebooks: setup
-	$(BIN)/python -m dpo_course.authoring --check
+	$(BIN)/python -m dpo_course.course.authoring --check
 
 toy-model: setup
 	$(BIN)/python -m dpo_course.toyworld.build

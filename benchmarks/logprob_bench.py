@@ -4,9 +4,9 @@
     python benchmarks/logprob_bench.py --dpo-step --device cuda            # 16 layers, hidden 2048, 4 x 1024
 
 Log-prob mode scores N tokens through an LM head (H -> V) with each method of
-`dpo_course.logprob_methods.LOGPROB_METHODS` and reports the median time of forward + backward (gradients
+`dpo_course.scaling.LOGPROB_METHODS` and reports the median time of forward + backward (gradients
 to the hidden states and to the head, every token's log-prob seeded with gradient 1) and the peak
-extra memory of one more forward + backward (`dpo_course.profiling.peak_memory`: on CUDA,
+extra memory of one more forward + backward (`dpo_course.scaling.peak_memory`: on CUDA,
 max_memory_allocated minus memory_allocated before, after a reset; on a CPU, the running total of
 torch's allocations and frees as torch's profiler records them, so no tracemalloc and no allocator
 slack; the hidden/weight gradients count). Times: CUDA events on a GPU, wall time on a CPU.
@@ -36,17 +36,18 @@ from pathlib import Path
 
 import torch
 
-from dpo_course.logprob_methods import LOGPROB_METHODS
-from dpo_course.profiling import (
+from dpo_course.scaling import (
+    LOGPROB_METHODS,
+    count_params,
     device_name,
-    dpo_step,
+    dpo_step_flops,
     enable_checkpointing,
     peak_memory,
     random_llama,
     random_preference_batch,
     time_and_memory,
 )
-from dpo_course.scaling import count_params, dpo_step_flops
+from dpo_course.train import dpo_step
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 MIB = 2**20
@@ -57,7 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tokens", type=int, default=8192, help="scored tokens N (log-prob mode)")
     p.add_argument("--hidden", type=int, default=2048, help="hidden size H")
     p.add_argument("--vocab", type=int, default=128256, help="vocabulary size V")
-    p.add_argument("--dtype", choices=[*DTYPES, "auto"], default="auto", help="auto: bf16 on CUDA, fp32 on CPU")
+    p.add_argument(
+        "--dtype", choices=[*DTYPES, "auto"], default="auto", help="auto: bf16 on CUDA, fp32 on CPU"
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed repeats (the median is reported)")
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
@@ -125,7 +128,9 @@ def run_logprobs(args) -> tuple[list[dict], str]:
     dev, dtype = args.device, DTYPES[args.dtype]
     gen = torch.Generator().manual_seed(args.seed)
     hidden = torch.randn(args.tokens, args.hidden, generator=gen).to(dev, dtype).requires_grad_()  # (N, H)
-    weight = (torch.randn(args.vocab, args.hidden, generator=gen) * 0.02).to(dev, dtype).requires_grad_()  # (V, H)
+    weight = (
+        (torch.randn(args.vocab, args.hidden, generator=gen) * 0.02).to(dev, dtype).requires_grad_()
+    )  # (V, H)
     targets = torch.randint(0, args.vocab, (args.tokens,), generator=gen).to(dev)  # (N,)
     exact = reference_logps(hidden, weight, targets)
     rows = []
@@ -173,8 +178,15 @@ def _sync(dev):
 
 def time_our_step(args, fused: bool, checkpointing: bool) -> dict:
     dev, dtype = args.device, DTYPES[args.dtype]
-    policy = random_llama(hidden=args.hidden, layers=args.layers, vocab=args.vocab, intermediate=args.intermediate,
-                          dtype=dtype, device=dev, seed=args.seed)
+    policy = random_llama(
+        hidden=args.hidden,
+        layers=args.layers,
+        vocab=args.vocab,
+        intermediate=args.intermediate,
+        dtype=dtype,
+        device=dev,
+        seed=args.seed,
+    )
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     if checkpointing:
         enable_checkpointing(policy)
@@ -222,11 +234,22 @@ def time_trl_step(args, checkpointing: bool) -> dict:
         return " ".join(f"w{i}" for i in row)
 
     rows = [
-        {"prompt": text(ids[i][:p_len]), "chosen": " " + text(ids[i][p_len:-1]), "rejected": " " + text(ids[half + i][p_len:-1])}
+        {
+            "prompt": text(ids[i][:p_len]),
+            "chosen": " " + text(ids[i][p_len:-1]),
+            "rejected": " " + text(ids[half + i][p_len:-1]),
+        }
         for i in range(half)
     ]  # the trainer appends <eos>: seq_len tokens per sequence
-    policy = random_llama(hidden=args.hidden, layers=args.layers, vocab=args.vocab, intermediate=args.intermediate,
-                          dtype=dtype, device=dev, seed=args.seed)
+    policy = random_llama(
+        hidden=args.hidden,
+        layers=args.layers,
+        vocab=args.vocab,
+        intermediate=args.intermediate,
+        dtype=dtype,
+        device=dev,
+        seed=args.seed,
+    )
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     times: list[float] = []
 
@@ -241,13 +264,30 @@ def time_trl_step(args, checkpointing: bool) -> dict:
 
     with tempfile.TemporaryDirectory() as out:
         config = DPOConfig(
-            output_dir=out, per_device_train_batch_size=args.pairs, max_steps=steps, learning_rate=1e-6,
-            max_length=args.seq_len, gradient_checkpointing=checkpointing, bf16=dtype == torch.bfloat16,
-            fp16=dtype == torch.float16, use_cpu=dev.type == "cpu", report_to="none", save_strategy="no", logging_strategy="no",
-            disable_tqdm=True, dataloader_num_workers=0, seed=args.seed,
+            output_dir=out,
+            per_device_train_batch_size=args.pairs,
+            max_steps=steps,
+            learning_rate=1e-6,
+            max_length=args.seq_len,
+            gradient_checkpointing=checkpointing,
+            bf16=dtype == torch.bfloat16,
+            fp16=dtype == torch.float16,
+            use_cpu=dev.type == "cpu",
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            seed=args.seed,
         )
-        trainer = DPOTrainer(policy, ref_model=reference, args=config, train_dataset=Dataset.from_list(rows),
-                             processing_class=_word_tokenizer(args.vocab), callbacks=[Clock()])
+        trainer = DPOTrainer(
+            policy,
+            ref_model=reference,
+            args=config,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=_word_tokenizer(args.vocab),
+            callbacks=[Clock()],
+        )
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         trainer.train()
@@ -260,9 +300,16 @@ def time_trl_step(args, checkpointing: bool) -> dict:
 def run_dpo_steps(args) -> tuple[list[dict], str]:
     runs = [("dpo_course, full logits", False, False), ("dpo_course, fused log-probs", True, False)]
     if not args.no_checkpointing:
-        runs += [("dpo_course, full logits + checkpointing", False, True),
-                 ("dpo_course, fused + checkpointing", True, True)]
-    trl_runs = [] if args.no_trl else [("TRL DPOTrainer", False)] + ([] if args.no_checkpointing else [("TRL DPOTrainer + checkpointing", True)])
+        runs += [
+            ("dpo_course, full logits + checkpointing", False, True),
+            ("dpo_course, fused + checkpointing", True, True),
+        ]
+    trl_runs = (
+        []
+        if args.no_trl
+        else [("TRL DPOTrainer", False)]
+        + ([] if args.no_checkpointing else [("TRL DPOTrainer + checkpointing", True)])
+    )
     rows, n = [], None
     tokens = args.pairs * args.seq_len
     for name, fused, ckpt in runs + [(name, None, ckpt) for name, ckpt in trl_runs]:
@@ -273,7 +320,12 @@ def run_dpo_steps(args) -> tuple[list[dict], str]:
             r = {"seconds": None, "peak_extra": None, "peak_total": None, "error": "OOM"}
             free(args.device)
         except Exception as err:  # e.g. a TRL API change: keep the other runs' numbers
-            r = {"seconds": None, "peak_extra": None, "peak_total": None, "error": f"{type(err).__name__}: {err}"[:300]}
+            r = {
+                "seconds": None,
+                "peak_extra": None,
+                "peak_total": None,
+                "error": f"{type(err).__name__}: {err}"[:300],
+            }
             print(f"  {name}: {r['error']}", flush=True)
             free(args.device)
         r["method"] = name
@@ -287,20 +339,35 @@ def run_dpo_steps(args) -> tuple[list[dict], str]:
         f"vocab {args.vocab}, {args.pairs} pairs x {args.seq_len} tokens, {args.dtype}, AdamW, median of "
         f"{args.repeats}. Model FLOPs per step (6N + 2N per token, N = {n:,} without the input embedding): "
         f"{flops / 1e12:.2f} TFLOP (recomputation under checkpointing not counted)."
-        if n else "DPO step: every run failed"
+        if n
+        else "DPO step: every run failed"
     )
     header += load_note(args.device) + (
         " Peak extra: one step after warm-up (AdamW state already there), beyond what was allocated before it;"
         " peak allocated (CUDA only): all memory at that step's peak, or over the whole run for TRL."
     )
-    lines = [header, "", "| run | median ms/step | achieved TFLOP/s | peak extra MiB | peak allocated MiB |",
-             "|---|---:|---:|---:|---:|"]
+    lines = [
+        header,
+        "",
+        "| run | median ms/step | achieved TFLOP/s | peak extra MiB | peak allocated MiB |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for r in rows:
         tf = f"{r['tflops_per_s']:.3g}" if r["tflops_per_s"] else "-"
         failed = fmt_time(None, r.get("error"))
-        extra = fmt_mib(r["peak_extra"]) if r["peak_extra"] is not None else (failed if r["seconds"] is None else "-")
-        total = fmt_mib(r["peak_total"]) if r["peak_total"] is not None else (failed if r["seconds"] is None else "-")
-        lines.append(f"| {r['method']} | {fmt_time(r['seconds'], r.get('error'))} | {tf} | {extra} | {total} |")
+        extra = (
+            fmt_mib(r["peak_extra"])
+            if r["peak_extra"] is not None
+            else (failed if r["seconds"] is None else "-")
+        )
+        total = (
+            fmt_mib(r["peak_total"])
+            if r["peak_total"] is not None
+            else (failed if r["seconds"] is None else "-")
+        )
+        lines.append(
+            f"| {r['method']} | {fmt_time(r['seconds'], r.get('error'))} | {tf} | {extra} | {total} |"
+        )
     return rows, "\n".join(lines)
 
 
@@ -318,8 +385,12 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {k: str(v) if isinstance(v, (Path, torch.device)) else v for k, v in vars(args).items()}
     (args.out / f"{stem}.md").write_text(table + "\n")
-    (args.out / f"{stem}.json").write_text(json.dumps({"device": name, "torch": torch.__version__, "settings": settings,
-                                                       "results": rows}, indent=2) + "\n")
+    (args.out / f"{stem}.json").write_text(
+        json.dumps(
+            {"device": name, "torch": torch.__version__, "settings": settings, "results": rows}, indent=2
+        )
+        + "\n"
+    )
     print(f"wrote {args.out / stem}.md and .json\n", flush=True)
     print(table)
     return int(any(r.get("error") not in (None, "OOM") for r in rows))  # a broken method fails the run

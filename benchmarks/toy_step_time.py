@@ -36,7 +36,7 @@ class _StepTimer(TrainerCallback):
 
 
 def time_ours(model, tok, ds, batch, precompute, device) -> list[float]:
-    import dpo_course.train as train_module
+    import dpo_course.train.dpo as train_module
 
     times, real_step = [], torch.optim.AdamW.step
 
@@ -57,7 +57,9 @@ def time_ours(model, tok, ds, batch, precompute, device) -> list[float]:
 
     train_module.concatenated_forward, torch.optim.AdamW.step = forward, step
     try:
-        cfg = DPOTrainConfig(epochs=1, batch_size=batch, precompute_ref_logps=precompute, progress=False, device=device)
+        cfg = DPOTrainConfig(
+            epochs=1, batch_size=batch, precompute_ref_logps=precompute, progress=False, device=device
+        )
         train_dpo(copy.deepcopy(model), tok, ds, cfg)
     finally:
         train_module.concatenated_forward, torch.optim.AdamW.step = real_forward, real_step
@@ -80,14 +82,28 @@ def time_trl(model, tok, ds, batch, precompute, device) -> list[float]:
     timer = _StepTimer()
     with tempfile.TemporaryDirectory() as tmp:
         args = DPOConfig(
-            output_dir=tmp, per_device_train_batch_size=batch, num_train_epochs=1, learning_rate=1e-4, beta=0.1,
-            max_length=128, logging_steps=1000, report_to=[], bf16=False, use_cpu=device == "cpu",
-            gradient_checkpointing=False, save_strategy="no", precompute_ref_log_probs=precompute,
+            output_dir=tmp,
+            per_device_train_batch_size=batch,
+            num_train_epochs=1,
+            learning_rate=1e-4,
+            beta=0.1,
+            max_length=128,
+            logging_steps=1000,
+            report_to=[],
+            bf16=False,
+            use_cpu=device == "cpu",
+            gradient_checkpointing=False,
+            save_strategy="no",
+            precompute_ref_log_probs=precompute,
             dataloader_num_workers=0,
         )
         trainer = DPOTrainer(
-            model=copy.deepcopy(model), ref_model=copy.deepcopy(model), args=args, train_dataset=conv,
-            processing_class=tok, callbacks=[timer],
+            model=copy.deepcopy(model),
+            ref_model=copy.deepcopy(model),
+            args=args,
+            train_dataset=conv,
+            processing_class=tok,
+            callbacks=[timer],
         )
         trainer.train()
     return timer.times
@@ -108,8 +124,10 @@ def main() -> None:
         trl = time_trl(model, tok, ds, args.batch, precompute, args.device)[args.warmup :]
         o, t = statistics.median(ours) * 1e3, statistics.median(trl) * 1e3
         rows.append((precompute, o, t))
-    print(f"\nMedian step time on {args.device} ({torch.get_num_threads()} threads), batch {args.batch} pairs, "
-          f"{args.steps - args.warmup} timed steps")
+    print(
+        f"\nMedian step time on {args.device} ({torch.get_num_threads()} threads), batch {args.batch} pairs, "
+        f"{args.steps - args.warmup} timed steps"
+    )
     print("| reference | train_dpo ms | DPOTrainer ms | DPOTrainer / train_dpo |\n|---|---|---|---|")
     for precompute, o, t in rows:
         print(f"| {'precomputed' if precompute else 'live model'} | {o:.1f} | {t:.1f} | {t / o:.2f}x |")

@@ -22,7 +22,9 @@ from nbclient import NotebookClient
 
 def measure(path: Path, timeout: int = 600) -> dict:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     peak = {"rss": 0}
     stop = threading.Event()
 
@@ -50,7 +52,12 @@ def measure(path: Path, timeout: int = 600) -> dict:
         finally:
             stop.set()
             thread.join()
-    return {"notebook": str(path), "seconds": round(time.time() - start, 1), "peak_mib": round(peak["rss"] / 2**20), "error": error}
+    return {
+        "notebook": str(path),
+        "seconds": round(time.time() - start, 1),
+        "peak_mib": round(peak["rss"] / 2**20),
+        "error": error,
+    }
 
 
 def main() -> None:
@@ -64,7 +71,10 @@ def main() -> None:
     for path in args.notebooks:
         row = measure(path)
         rows.append(row)
-        print(f"| {row['notebook']} | {row['seconds']} | {row['peak_mib']} | {row['error'] or 'ok'} |", flush=True)
+        print(
+            f"| {row['notebook']} | {row['seconds']} | {row['peak_mib']} | {row['error'] or 'ok'} |",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

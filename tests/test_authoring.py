@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dpo_course.authoring import DEFAULT_STUB, MD_STUB, MarkerError, strip_code, sync, to_student
+from dpo_course.course.authoring import DEFAULT_STUB, MD_STUB, MarkerError, strip_code, sync, to_student
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +20,14 @@ def test_strip_code_custom_stub():
     assert strip_code(src) == "answer = None"
 
 
-@pytest.mark.parametrize("src", ["# BEGIN SOLUTION\nx = 1", "x = 1\n# END SOLUTION", "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION"])
+@pytest.mark.parametrize(
+    "src",
+    [
+        "# BEGIN SOLUTION\nx = 1",
+        "x = 1\n# END SOLUTION",
+        "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION",
+    ],
+)
 def test_bad_markers_raise(src):
     with pytest.raises(MarkerError):
         strip_code(src)
@@ -29,8 +36,18 @@ def test_bad_markers_raise(src):
 def test_to_student_clears_outputs_and_markdown_answers():
     nb = {
         "cells": [
-            {"cell_type": "markdown", "metadata": {}, "source": "Why?\n<!-- BEGIN SOLUTION -->Because.<!-- END SOLUTION -->"},
-            {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [{"output_type": "stream"}], "execution_count": 3},
+            {
+                "cell_type": "markdown",
+                "metadata": {},
+                "source": "Why?\n<!-- BEGIN SOLUTION -->Because.<!-- END SOLUTION -->",
+            },
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "source": "x = 1",
+                "outputs": [{"output_type": "stream"}],
+                "execution_count": 3,
+            },
         ],
         "metadata": {},
         "nbformat": 4,
@@ -58,15 +75,29 @@ def test_every_notebook_has_a_twin_and_no_outputs():
 
 # ---------------------------------------------------------------- badges (Colab and Binder) in every notebook
 
-from dpo_course.authoring import BADGE_TAG, SETUP_CELL, badge_cell, binder_url, colab_url, with_badges  # noqa: E402
+from dpo_course.course.authoring import BADGE_TAG, SETUP_CELL, badge_cell, binder_url, colab_url, with_badges  # noqa: E402
 
 
 def _tiny_notebook() -> dict:
     return {
         "cells": [
             {"cell_type": "markdown", "id": "title", "metadata": {}, "source": "# 99 Tiny"},
-            {"cell_type": "code", "id": "setup", "metadata": {}, "source": SETUP_CELL, "outputs": [], "execution_count": None},
-            {"cell_type": "code", "id": "answer", "metadata": {}, "source": "# BEGIN SOLUTION\nx = 1\n# END SOLUTION", "outputs": [], "execution_count": None},
+            {
+                "cell_type": "code",
+                "id": "setup",
+                "metadata": {},
+                "source": SETUP_CELL,
+                "outputs": [],
+                "execution_count": None,
+            },
+            {
+                "cell_type": "code",
+                "id": "answer",
+                "metadata": {},
+                "source": "# BEGIN SOLUTION\nx = 1\n# END SOLUTION",
+                "outputs": [],
+                "execution_count": None,
+            },
         ],
         "metadata": {},
         "nbformat": 4,
@@ -99,7 +130,9 @@ def test_sync_adds_badges_to_both_versions_and_check_catches_a_missing_one(tmp_p
     (tmp_path / "solutions").mkdir()
     src = tmp_path / "solutions" / "99_tiny.ipynb"
     src.write_text(json.dumps(_tiny_notebook()))
-    assert any("badge cell" in p for p in sync(tmp_path, check=True)), "a notebook without badges must fail --check"
+    assert any("badge cell" in p for p in sync(tmp_path, check=True)), (
+        "a notebook without badges must fail --check"
+    )
     assert sync(tmp_path) == []
     solution = json.loads(src.read_text())
     student = json.loads((tmp_path / "notebooks" / "99_tiny.ipynb").read_text())
@@ -117,17 +150,26 @@ def test_every_repo_notebook_opens_with_its_own_badges():
         for path in sorted((ROOT / folder).glob("*.ipynb")):
             first = json.loads(path.read_text())["cells"][0]
             assert first["metadata"].get("tags") == [BADGE_TAG], path
-            assert f"{folder}%2F{path.name}" in first["source"] and f"/blob/main/{folder}/{path.name}" in first["source"], path
+            assert (
+                f"{folder}%2F{path.name}" in first["source"]
+                and f"/blob/main/{folder}/{path.name}" in first["source"]
+            ), path
 
 
 def test_readme_course_map_has_each_notebooks_badges():
     import re
 
-    from dpo_course.authoring import badges_markdown
+    from dpo_course.course.authoring import badges_markdown
 
-    rows = re.findall(r"^\| (\d\d) \| \[[^\]]+\]\(notebooks/([^)]+)\) \| (.*?) \| (.*?) \|", (ROOT / "README.md").read_text(), re.M)
+    rows = re.findall(
+        r"^\| (\d\d) \| \[[^\]]+\]\(notebooks/([^)]+)\) \| (.*?) \| (.*?) \|",
+        (ROOT / "README.md").read_text(),
+        re.M,
+    )
     assert len(rows) >= 10, "the course map lists every notebook"
     for number, name, badges, _time in rows:
         assert name.startswith(number) and badges == badges_markdown("notebooks", name), name
     listed = {name for _, name, _, _ in rows}
-    assert {p.name for p in (ROOT / "notebooks").glob("*.ipynb")} <= listed, "a notebook is missing from the README map"
+    assert {p.name for p in (ROOT / "notebooks").glob("*.ipynb")} <= listed, (
+        "a notebook is missing from the README map"
+    )

@@ -33,7 +33,20 @@ def _last_table(text: str) -> list[str]:
 
 
 def test_logprob_mode_tiny(bench, tmp_path, capsys):
-    argv = ["--tokens", "64", "--hidden", "16", "--vocab", "500", "--repeats", "1", "--device", "cpu", "--out", str(tmp_path)]
+    argv = [
+        "--tokens",
+        "64",
+        "--hidden",
+        "16",
+        "--vocab",
+        "500",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
     assert bench.main(argv) == 0
     table = _last_table(capsys.readouterr().out)
     assert len(table) == 2 + len(bench.LOGPROB_METHODS)  # header, rule, one row per method
@@ -47,13 +60,31 @@ def test_logprob_mode_tiny(bench, tmp_path, capsys):
 
 def test_dpo_step_mode_tiny_with_trl(bench, tmp_path, capsys):
     argv = [
-        "--dpo-step", "--layers", "1", "--hidden", "32", "--vocab", "128", "--pairs", "1", "--seq-len", "16",
-        "--repeats", "1", "--device", "cpu", "--no-checkpointing", "--out", str(tmp_path),
+        "--dpo-step",
+        "--layers",
+        "1",
+        "--hidden",
+        "32",
+        "--vocab",
+        "128",
+        "--pairs",
+        "1",
+        "--seq-len",
+        "16",
+        "--repeats",
+        "1",
+        "--device",
+        "cpu",
+        "--no-checkpointing",
+        "--out",
+        str(tmp_path),
     ]
     assert bench.main(argv) == 0
     table = _last_table(capsys.readouterr().out)
     assert [row.split("|")[1].strip() for row in table[2:]] == [
-        "dpo_course, full logits", "dpo_course, fused log-probs", "TRL DPOTrainer"
+        "dpo_course, full logits",
+        "dpo_course, fused log-probs",
+        "TRL DPOTrainer",
     ]
     (js,) = tmp_path.glob("dpo_step_cpu*.json")
     rows = json.loads(js.read_text())["results"]

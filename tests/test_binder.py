@@ -60,15 +60,25 @@ def test_binder_requirements_install_into_a_fresh_venv(tmp_path):
         pytest.skip("needs a Python 3.11 interpreter (binder/runtime.txt asks Binder for 3.11)")
     venv = tmp_path / "venv"
     bin_dir = venv / "bin"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"))}
-    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", PIP_DISABLE_PIP_VERSION_CHECK="1", HF_HUB_OFFLINE="1")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"))
+    }
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        HF_HUB_OFFLINE="1",
+    )
     offline_reqs = tmp_path / "requirements.txt"
-    offline_reqs.write_text("\n".join(r for r in _requirements() if not r.startswith("--extra-index-url")) + "\n")
+    offline_reqs.write_text(
+        "\n".join(r for r in _requirements() if not r.startswith("--extra-index-url")) + "\n"
+    )
 
     def run(*cmd, cwd=ROOT, timeout=400):
         start = time.time()
         done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-        assert done.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        assert done.returncode == 0, (
+            f"{' '.join(map(str, cmd))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
         print(f"{time.time() - start:6.1f} s  {' '.join(map(str, cmd))[:100]}")
         return done.stdout
 

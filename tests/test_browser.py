@@ -87,7 +87,10 @@ def _write_settings(folder: Path) -> None:
     """JupyterLab user settings: every cell in the DOM (so we can count them), no news or update checks."""
     settings = {
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+            "fetchNews": "false",
+            "checkForUpdates": False,
+        },
     }
     for name, value in settings.items():
         path = folder / name
@@ -103,7 +106,9 @@ def lab(tmp_path_factory):
     work.mkdir()
     _write_settings(home / "settings")
     port, token = _free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the kernel must draw inline, not with Agg
+    env = {
+        k: v for k, v in os.environ.items() if k != "MPLBACKEND"
+    }  # the kernel must draw inline, not with Agg
     env.update(
         JUPYTER_CONFIG_DIR=str(home / "config"),
         JUPYTER_DATA_DIR=str(home / "data"),
@@ -158,8 +163,9 @@ def _run_all_cells(page, n_code_cells: int) -> bool:
     page.locator("#jp-main-statusbar").get_by_text("Idle").first.wait_for(timeout=60_000)  # the kernel is up
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    return page.wait_for_function(
-        """n => {
+    return (
+        page.wait_for_function(
+            """n => {
             const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
             const ran = prompts.filter(p => /^\\[\\d+\\]:$/.test(p.textContent.trim())).length;
             const busy = prompts.some(p => p.textContent.includes('*'));
@@ -167,10 +173,12 @@ def _run_all_cells(page, n_code_cells: int) -> bool:
             if (!busy && (ERRORS_JS)().length) return 'error';
             return false;
         }""".replace("ERRORS_JS", ERRORS_JS),
-        arg=n_code_cells,
-        timeout=RUN_TIMEOUT_S * 1000,
-        polling=500,
-    ).json_value() == "all"
+            arg=n_code_cells,
+            timeout=RUN_TIMEOUT_S * 1000,
+            polling=500,
+        ).json_value()
+        == "all"
+    )
 
 
 # The src of the plot in the widget box that holds the slider labelled "beta" (null if none yet).
@@ -245,13 +253,21 @@ def test_run_all_cells_and_move_the_beta_slider(browser_context, lab, folder, na
     assert finished, "Run All Cells stopped before the last cell"
     outputs = page.locator(".jp-OutputArea-output")
     if folder == "solutions":
-        assert outputs.filter(has_text="✅").count() > 0 and outputs.filter(has_text="not attempted").count() == 0
+        assert (
+            outputs.filter(has_text="✅").count() > 0
+            and outputs.filter(has_text="not attempted").count() == 0
+        )
     else:  # every exercise a stub: checks say so, and the cells below run on the course's reference
-        assert outputs.filter(has_text="not attempted yet").count() > 0 and outputs.filter(has_text="✅").count() == 0
+        assert (
+            outputs.filter(has_text="not attempted yet").count() > 0
+            and outputs.filter(has_text="✅").count() == 0
+        )
 
     # The slider is an ipywidgets FloatSlider labelled "beta", in a VBox with the plot it drives. The plot's
     # <img> is replaced on every redraw, so read it afresh from the DOM each time.
-    box = page.locator(".widget-vbox", has=page.locator(".widget-slider .widget-label", has_text="beta")).first
+    box = page.locator(
+        ".widget-vbox", has=page.locator(".widget-slider .widget-label", has_text="beta")
+    ).first
     box.wait_for(state="visible")
     box.scroll_into_view_if_needed()
     box.locator("img").first.wait_for(state="visible")
@@ -272,7 +288,9 @@ def test_run_all_cells_and_move_the_beta_slider(browser_context, lab, folder, na
     shot = SCREENSHOTS / (f"{name}.png" if folder == "solutions" else f"{name}_{folder}.png")
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
-    print(f"{folder}/{name}: Run All Cells took {ran_s:.0f} s; beta {readout_before} -> {readout_after}; screenshot {shot}")
+    print(
+        f"{folder}/{name}: Run All Cells took {ran_s:.0f} s; beta {readout_before} -> {readout_after}; screenshot {shot}"
+    )
     page.close()
 
 
@@ -280,9 +298,30 @@ def test_an_error_output_is_seen(browser_context, lab):
     """The error check above is not vacuous: a planted exception is found, and Run All stops there."""
     nb = {
         "cells": [
-            {"cell_type": "code", "id": "ok", "metadata": {}, "source": "import sys\nprint('a warning is not an error', file=sys.stderr)\nx = 41", "outputs": [], "execution_count": None},
-            {"cell_type": "code", "id": "bad", "metadata": {}, "source": "raise ValueError(f'planted {x + 1}')", "outputs": [], "execution_count": None},
-            {"cell_type": "code", "id": "after", "metadata": {}, "source": "y = 2", "outputs": [], "execution_count": None},
+            {
+                "cell_type": "code",
+                "id": "ok",
+                "metadata": {},
+                "source": "import sys\nprint('a warning is not an error', file=sys.stderr)\nx = 41",
+                "outputs": [],
+                "execution_count": None,
+            },
+            {
+                "cell_type": "code",
+                "id": "bad",
+                "metadata": {},
+                "source": "raise ValueError(f'planted {x + 1}')",
+                "outputs": [],
+                "execution_count": None,
+            },
+            {
+                "cell_type": "code",
+                "id": "after",
+                "metadata": {},
+                "source": "y = 2",
+                "outputs": [],
+                "execution_count": None,
+            },
         ],
         "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
         "nbformat": 4,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from dpo_course import cli, doctor, progress
-from dpo_course.authoring import SETUP_CELL
+from dpo_course.course import cli, doctor, progress
+from dpo_course.course.authoring import SETUP_CELL
 from dpo_course.exercises import ex00, ex01
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +23,12 @@ def test_doctor_reports_this_machine_ready(capsys):
     out = capsys.readouterr().out
     assert "ready for the course" in out and "0 failed" in out
     for name in ("Python", "torch", "trl", "transformers", "device", "toy model", "notebooks"):
-        assert any(line.startswith(f"✓ {name} ") for line in out.splitlines()), f"no passing {name!r} line:\n{out}"
-    assert any(line.startswith(("✓ memory ", "! memory ")) for line in out.splitlines())  # low memory only warns
+        assert any(line.startswith(f"✓ {name} ") for line in out.splitlines()), (
+            f"no passing {name!r} line:\n{out}"
+        )
+    assert any(
+        line.startswith(("✓ memory ", "! memory ")) for line in out.splitlines()
+    )  # low memory only warns
     assert "loaded offline and answered a prompt" in out
 
 
@@ -40,7 +44,9 @@ def test_doctor_reports_a_planted_old_trl_and_says_how_to_fix_it(monkeypatch, ca
 def test_doctor_single_checks_on_planted_problems(tmp_path):
     assert doctor.check_python(">=3.10", "3.9.18").status == doctor.FAIL
     assert doctor.check_python(">=3.10", "3.11.7").status == doctor.OK
-    assert doctor.check_package(Requirement("torch>=2.4,<2.15")).status == doctor.OK  # 2.13.0+cpu: a local tag is fine
+    assert (
+        doctor.check_package(Requirement("torch>=2.4,<2.15")).status == doctor.OK
+    )  # 2.13.0+cpu: a local tag is fine
     missing = doctor.check_package(Requirement("surely-not-installed-pkg>=1"))
     assert missing.status == doctor.FAIL and "not installed" in missing.detail
     assert doctor.check_memory(min_free_gb=1e6).status == doctor.WARN  # a warning, not a failure
@@ -83,7 +89,9 @@ def _welcome_exercise_only(folder: str) -> dict:
     nb = json.loads((ROOT / folder / "00_welcome.ipynb").read_text())
     exercise = [c for c in nb["cells"] if c["cell_type"] == "code" and "ex00.q1.check(" in c["source"]]
     assert len(exercise) == 1, "00_welcome should check ex00.q1 in one cell"
-    return _notebook([_cell(SETUP_CELL), _cell("from dpo_course import toyworld"), _cell(exercise[0]["source"])])
+    return _notebook(
+        [_cell(SETUP_CELL), _cell("from dpo_course import toyworld"), _cell(exercise[0]["source"])]
+    )
 
 
 @pytest.fixture()
@@ -121,7 +129,9 @@ def test_progress_pass_and_not_attempted_on_00_welcome(learner, capsys):
     assert "00_welcome_solved.ipynb: 1/1 exercises pass" in out and f"✅ {ex00.q1.name}  correct" in out
     assert "99_mixed" not in out, "--notebooks 00 selects by prefix"
     assert "Total: 1/2 exercises pass in 2 notebook(s)." in out
-    assert {p.name: p.read_text() for p in learner.iterdir()} == before, "the learner's files are never written"
+    assert {p.name: p.read_text() for p in learner.iterdir()} == before, (
+        "the learner's files are never written"
+    )
 
 
 def test_progress_wrong_answer_and_a_check_that_never_ran(learner):

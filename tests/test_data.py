@@ -19,7 +19,7 @@ from dpo_course.data import (
     validate_preference_dataset,
 )
 
-SAMPLES = Path(__file__).resolve().parent.parent / "dpo_course" / "data_samples"
+SAMPLES = Path(__file__).resolve().parent.parent / "dpo_course" / "data" / "samples"
 HH = SAMPLES / "hh_rlhf_sample.jsonl"
 UF = SAMPLES / "ultrafeedback_sample.jsonl"
 
@@ -69,15 +69,32 @@ def test_collator_stacks_chosen_then_rejected_with_masks_and_padding():
     ]
     batch = PreferenceCollator(pad_token_id=0)(features)
     # rows: chosen 0, chosen 1, rejected 0, rejected 1; width = longest row = 5
-    assert batch["input_ids"].tolist() == [[11, 12, 13, 14, 15], [21, 22, 0, 0, 0], [11, 12, 16, 0, 0], [21, 23, 24, 0, 0]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 0, 0]]
-    assert batch["completion_mask"].tolist() == [[0, 0, 1, 1, 1], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 1, 1, 0, 0]]
+    assert batch["input_ids"].tolist() == [
+        [11, 12, 13, 14, 15],
+        [21, 22, 0, 0, 0],
+        [11, 12, 16, 0, 0],
+        [21, 23, 24, 0, 0],
+    ]
+    assert batch["attention_mask"].tolist() == [
+        [1, 1, 1, 1, 1],
+        [1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0],
+        [1, 1, 1, 0, 0],
+    ]
+    assert batch["completion_mask"].tolist() == [
+        [0, 0, 1, 1, 1],
+        [0, 1, 0, 0, 0],
+        [0, 0, 1, 0, 0],
+        [0, 1, 1, 0, 0],
+    ]
     assert all(t.dtype == torch.long for t in batch.values())
 
 
 def test_tokenize_pair_with_the_toy_tokenizer_ends_responses_with_eos(sft):
     _, tok = sft
-    out = tokenize_pair(tok, {"prompt": "What is 2 plus 2?", "chosen": "2 plus 2 is 4.", "rejected": "5."}, max_length=64)
+    out = tokenize_pair(
+        tok, {"prompt": "What is 2 plus 2?", "chosen": "2 plus 2 is 4.", "rejected": "5."}, max_length=64
+    )
     assert tok.decode(out["prompt_ids"]) == "<|user|>What is 2 plus 2?<|end|><|assistant|>"
     assert out["chosen_ids"][-1] == out["rejected_ids"][-1] == tok.eos_token_id
     assert tok.decode(out["chosen_ids"][:-1]) == "2 plus 2 is 4."
@@ -86,14 +103,27 @@ def test_tokenize_pair_with_the_toy_tokenizer_ends_responses_with_eos(sft):
 # ------------------------------------------------------------------------------------------ formats
 def test_to_standard_converts_explicit_and_implicit_prompts():
     conv = {
-        "prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye?"}],
+        "prompt": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Bye?"},
+        ],
         "chosen": [{"role": "assistant", "content": "Bye!"}],
         "rejected": [{"role": "assistant", "content": "No."}],
         "score": 3,
     }
-    assert to_standard(conv) == {"prompt": "User: Hi\n\nAssistant: Hello\n\nUser: Bye?", "chosen": "Bye!", "rejected": "No.", "score": 3}
+    assert to_standard(conv) == {
+        "prompt": "User: Hi\n\nAssistant: Hello\n\nUser: Bye?",
+        "chosen": "Bye!",
+        "rejected": "No.",
+        "score": 3,
+    }
     implicit = {"chosen": conv["prompt"] + conv["chosen"], "rejected": conv["prompt"] + conv["rejected"]}
-    assert to_standard(implicit) == {"prompt": "User: Hi\n\nAssistant: Hello\n\nUser: Bye?", "chosen": "Bye!", "rejected": "No."}
+    assert to_standard(implicit) == {
+        "prompt": "User: Hi\n\nAssistant: Hello\n\nUser: Bye?",
+        "chosen": "Bye!",
+        "rejected": "No.",
+    }
     single = to_conversational({"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"})
     assert single["prompt"] == [{"role": "user", "content": "Hi"}]
     assert to_standard(single) == {"prompt": "Hi", "chosen": "Hello", "rejected": "Go away"}
@@ -102,7 +132,11 @@ def test_to_standard_converts_explicit_and_implicit_prompts():
 
 
 def test_to_standard_names_the_row_and_field_of_a_bad_response():
-    bad = {"prompt": [{"role": "user", "content": "Hi"}], "chosen": [{"role": "user", "content": "x"}], "rejected": "y"}
+    bad = {
+        "prompt": [{"role": "user", "content": "Hi"}],
+        "chosen": [{"role": "user", "content": "x"}],
+        "rejected": "y",
+    }
     with pytest.raises(PreferenceDataError, match="row 7, field 'chosen'"):
         to_standard(bad, index=7)
 
@@ -133,7 +167,9 @@ def test_load_hh_rlhf_on_the_sample_file(capsys):
     multi = ds[1]  # three user turns: the prompt holds the first five messages
     assert [m["role"] for m in multi["prompt"]] == ["user", "assistant", "user", "assistant", "user"]
     assert multi["prompt"][-1]["content"] == "How much does it cost?"
-    assert multi["chosen"] == [{"role": "assistant", "content": "Usually between 40 and 50 dollars, depending on the shop."}]
+    assert multi["chosen"] == [
+        {"role": "assistant", "content": "Usually between 40 and 50 dollars, depending on the shop."}
+    ]
     assert multi["rejected"][0]["content"] == "Board games are fun."
     quoted = ds[2]["chosen"][0]["content"]  # a reply that quotes "Assistant:" stays whole
     assert quoted.startswith("Put each turn") and "Assistant: hi there" in quoted
@@ -143,7 +179,9 @@ def test_load_hh_rlhf_on_the_sample_file(capsys):
         "chosen": "About six minutes in gently boiling water, then put it in cold water for a minute so it stops cooking.",
         "rejected": "Eggs are a good source of protein.",
     }
-    assert std[1]["prompt"].startswith("User: Can you recommend") and std[1]["prompt"].endswith("User: How much does it cost?")
+    assert std[1]["prompt"].startswith("User: Can you recommend") and std[1]["prompt"].endswith(
+        "User: How much does it cost?"
+    )
     assert len(load_hh_rlhf(HH, max_rows=100, verbose=False)) == 4  # never selects past the end
     assert len(load_hh_rlhf(HH, max_rows=2, verbose=False)) == 2
 
@@ -157,8 +195,12 @@ def test_load_ultrafeedback_on_the_sample_file(capsys):
         "Can you see the Great Wall of China from the Moon with the naked eye?",
         "Give a synonym for 'happy'.",
     ]
-    assert ds["chosen"] == ["Red, yellow and blue (in painting); red, green and blue for light.", "Bonjour.",
-                            "No. From the Moon it is far too narrow to see without help.", "Joyful."]
+    assert ds["chosen"] == [
+        "Red, yellow and blue (in painting); red, green and blue for light.",
+        "Bonjour.",
+        "No. From the Moon it is far too narrow to see without help.",
+        "Joyful.",
+    ]
     assert ds["rejected"][2] == "Yes, it is the only man-made object visible from the Moon."
     # mean aspect ratings: (1+3+3+1)/4 = 2.0; "N/A" skipped: (3+1+2)/3 = 2.0; (1+3+1+1)/4 = 1.5
     assert ds["score_chosen"] == [5.0, 5.0, 5.0, 5.0]
@@ -171,15 +213,20 @@ def test_load_ultrafeedback_on_the_sample_file(capsys):
 
 def test_ultrafeedback_binarized_rows_pass_through_and_ties_drop():
     def row(sc, sr, rejected="Hello."):
-        return {"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hi!"}],
-                "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": rejected}],
-                "score_chosen": sc, "score_rejected": sr}
+        return {
+            "chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hi!"}],
+            "rejected": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": rejected}],
+            "score_chosen": sc,
+            "score_rejected": sr,
+        }
 
     good = ultrafeedback_pair(row(8.0, 4.0))
     assert good["drop_reason"] == "" and good["prompt"] == [{"role": "user", "content": "Hi"}]
     assert good["chosen"][0]["content"] == "Hi!" and good["score_rejected"] == 4.0
     assert ultrafeedback_pair(row(6.0, 6.0))["drop_reason"] == "tie"
-    ds = load_ultrafeedback([row(8.0, 4.0), row(6.0, 6.0), row(7.0, 1.0, "Go.")], format="standard", verbose=False)
+    ds = load_ultrafeedback(
+        [row(8.0, 4.0), row(6.0, 6.0), row(7.0, 1.0, "Go.")], format="standard", verbose=False
+    )
     assert ds["rejected"] == ["Hello.", "Go."]
 
 
@@ -191,7 +238,11 @@ def _planted():
         {"prompt": "Q5?", "chosen": "Same.", "rejected": "Same."},  # 5 tie
         dict(ok[0]),  # 6 duplicate of row 0
         {"prompt": "  what is the TEST question? ", "chosen": "A.", "rejected": "B."},  # 7 leaks into test
-        {"prompt": "Q8?", "chosen": "A much much longer chosen answer here.", "rejected": "No."},  # 8 long chosen
+        {
+            "prompt": "Q8?",
+            "chosen": "A much much longer chosen answer here.",
+            "rejected": "No.",
+        },  # 8 long chosen
     ]
 
 
@@ -212,7 +263,10 @@ def test_validate_flags_each_planted_problem():
 
 def test_validate_fatal_problems_raise_with_row_and_field():
     rows = _planted()[:3] + [{"prompt": "Q", "chosen": "A"}, {"prompt": "Q", "chosen": 3, "rejected": "B"}]
-    with pytest.raises(PreferenceDataError, match=r"2 of 5 rows cannot be used: row 3: missing field 'rejected'; row 4, field 'chosen'"):
+    with pytest.raises(
+        PreferenceDataError,
+        match=r"2 of 5 rows cannot be used: row 3: missing field 'rejected'; row 4, field 'chosen'",
+    ):
         validate_preference_dataset(rows)
     report = validate_preference_dataset(rows, raise_on_fatal=False)
     assert report.issues["missing_field"] == [3] and report.issues["not_a_string"] == [4] and report.fatal
@@ -220,7 +274,9 @@ def test_validate_fatal_problems_raise_with_row_and_field():
 
 def test_validate_length_imbalance_and_max_length(sft):
     _, tok = sft
-    rows = [{"prompt": "What is 2 plus 2?", "chosen": "Well, let me think: 2 plus 2 is 4.", "rejected": "5."}] * 2
+    rows = [
+        {"prompt": "What is 2 plus 2?", "chosen": "Well, let me think: 2 plus 2 is 4.", "rejected": "5."}
+    ] * 2
     rows = rows + [{"prompt": "What is the capital of France? " * 8, "chosen": "Paris.", "rejected": "Rome."}]
     words = validate_preference_dataset(rows[:2])
     assert words.length_unit == "words" and words.mean_chosen_length == 9 and words.mean_rejected_length == 1

@@ -8,8 +8,8 @@ import torch
 from datasets import Dataset
 
 from dpo_course.data import PreferenceCollator, tokenize_dataset
-from dpo_course.diagnostics import LR_RANGES
 from dpo_course.evaluate import (
+    LR_RANGES,
     LLMJudge,
     diagnose,
     implicit_rewards,
@@ -31,12 +31,16 @@ def test_wilson_interval_by_hand():
     # 11 of 13, z = 1.96: centre (11/13 + z^2/26) / (1 + z^2/13) = 0.7672,
     # half-width z / (1 + z^2/13) * sqrt((11/13)(2/13)/13 + z^2/676) = 0.1895
     low, high = wilson_interval(11, 13)
-    assert low == pytest.approx(0.7672 - 0.1895, abs=2e-4) and high == pytest.approx(0.7672 + 0.1895, abs=2e-4)
+    assert low == pytest.approx(0.7672 - 0.1895, abs=2e-4) and high == pytest.approx(
+        0.7672 + 0.1895, abs=2e-4
+    )
     assert wilson_interval(11, 13) == pytest.approx((0.57765, 0.95674), abs=1e-5)
 
 
 def test_wilson_interval_edges_and_symmetry():
-    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.27753), abs=1e-5)  # never the Wald interval's [0, 0]
+    assert wilson_interval(0, 10) == pytest.approx(
+        (0.0, 0.27753), abs=1e-5
+    )  # never the Wald interval's [0, 0]
     assert wilson_interval(10, 10) == pytest.approx((0.72247, 1.0), abs=1e-5)
     low, high = wilson_interval(3, 10)
     mirror_low, mirror_high = wilson_interval(7, 10)
@@ -46,7 +50,9 @@ def test_wilson_interval_edges_and_symmetry():
     assert narrow[0] > 0.23659 and narrow[1] < 0.76341  # lower confidence, narrower interval
 
 
-@pytest.mark.parametrize("args, match", [((1, 0), "n must be positive"), ((11, 10), "successes"), ((1, 2, 1.0), "confidence")])
+@pytest.mark.parametrize(
+    "args, match", [((1, 0), "n must be positive"), ((11, 10), "successes"), ((1, 2, 1.0), "confidence")]
+)
 def test_wilson_interval_errors(args, match):
     with pytest.raises(ValueError, match=match):
         wilson_interval(*args)
@@ -95,7 +101,9 @@ def test_sign_interval_holds_ties_fixed():
     assert wilson.rate == sign.rate == pytest.approx(28.5 / 48)
     assert (wilson.low, wilson.high) == pytest.approx((0.45293, 0.72068), abs=1e-5)  # includes 1/2
     d_low, d_high = wilson_interval(11, 13)
-    assert sign.low == pytest.approx((17.5 + 13 * d_low) / 48) and sign.high == pytest.approx((17.5 + 13 * d_high) / 48)
+    assert sign.low == pytest.approx((17.5 + 13 * d_low) / 48) and sign.high == pytest.approx(
+        (17.5 + 13 * d_high) / 48
+    )
     assert sign.low > 0.5  # ties are no evidence either way: 11 of 13 decisive comparisons won
 
 
@@ -231,7 +239,9 @@ def test_implicit_rewards_match_the_log_ratio(sft, shifted):
 
 
 def test_preference_accuracy_by_hand():
-    assert preference_accuracy(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 2.0, 4.0])) == pytest.approx(1 / 3)
+    assert preference_accuracy(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 2.0, 4.0])) == pytest.approx(
+        1 / 3
+    )
     with pytest.raises(ValueError, match="one shape"):
         preference_accuracy(torch.zeros(2), torch.zeros(3))
 
@@ -241,7 +251,14 @@ def test_preference_accuracy_by_hand():
 
 def test_kl_is_zero_against_itself(sft):
     model, tok = sft
-    est = kl_to_reference(model, model, tok, ["What is 2 plus 2?", "What is the capital of Peru?"], num_samples=3, max_new_tokens=24)
+    est = kl_to_reference(
+        model,
+        model,
+        tok,
+        ["What is 2 plus 2?", "What is the capital of Peru?"],
+        num_samples=3,
+        max_new_tokens=24,
+    )
     assert est.kl == 0.0 and est.kl_per_token == 0.0 and est.log_ratios.shape == (6,)
     assert est.prompts == ["What is 2 plus 2?"] * 3 + ["What is the capital of Peru?"] * 3
     assert len(est.responses) == 6 and est.num_tokens >= 6
@@ -293,9 +310,16 @@ def test_mean_length_in_tokens(sft):
 
 # ------------------------------------------------------------------------------------- diagnose
 
-HEALTHY = [{"loss": 0.69 - 0.04 * i, "rewards/accuracies": min(1.0, 0.5 + 0.05 * i), "rewards/margins": 0.2 * i} for i in range(12)]
+HEALTHY = [
+    {"loss": 0.69 - 0.04 * i, "rewards/accuracies": min(1.0, 0.5 + 0.05 * i), "rewards/margins": 0.2 * i}
+    for i in range(12)
+]
 DATA = [
-    {"prompt": f"What is {i} plus 1?", "chosen": f"{i} plus 1 is {i + 1}.", "rejected": f"{i} plus 1 is {i + 2}."}
+    {
+        "prompt": f"What is {i} plus 1?",
+        "chosen": f"{i} plus 1 is {i + 1}.",
+        "rejected": f"{i} plus 1 is {i + 2}.",
+    }
     for i in range(8)
 ]
 
@@ -312,7 +336,9 @@ def test_diagnose_is_silent_on_a_healthy_run():
 
 def test_diagnose_flags_the_learning_rate_by_regime():
     high = diagnose(None, None, {"learning_rate": 2e-5, "beta": 0.1})
-    assert checks(high) == ["learning_rate"] and "too high" in high[0].message and high[0].severity == "warning"
+    assert (
+        checks(high) == ["learning_rate"] and "too high" in high[0].message and high[0].severity == "warning"
+    )
     assert diagnose(None, None, {"learning_rate": 2e-5, "beta": 0.1, "use_peft": True}) == []  # fine for LoRA
     assert checks(diagnose(None, None, DPOTrainConfig())) == ["learning_rate"]  # 1e-4 is toy-only
     low = diagnose(None, None, {"learning_rate": 1e-9, "beta": 0.1})
@@ -323,7 +349,9 @@ def test_diagnose_flags_the_learning_rate_by_regime():
 def test_diagnose_reads_a_trl_config():
     from trl import DPOConfig
 
-    config = DPOConfig(output_dir="/tmp/dpo-diagnose-test", learning_rate=1e-4, beta=5.0, bf16=False, report_to="none")
+    config = DPOConfig(
+        output_dir="/tmp/dpo-diagnose-test", learning_rate=1e-4, beta=5.0, bf16=False, report_to="none"
+    )
     assert checks(diagnose(None, None, config)) == ["beta", "learning_rate"]
 
 

@@ -1,14 +1,18 @@
-"""dpo_course.kto: unpairing, validation, and a short KTO run on the toy model."""
+"""dpo_course.train (kto.py): unpairing, validation, and a short KTO run on the toy model."""
 
 import pytest
 import torch
 
 from dpo_course.data import PreferenceDataError
-from dpo_course.kto import KTOTrainConfig, train_kto, unpair
+from dpo_course.train import KTOTrainConfig, train_kto, unpair
 
 PAIRS = [
     {"prompt": "What is 2 plus 3?", "chosen": "2 plus 3 is 5.", "rejected": "2 plus 3 is 6."},
-    {"prompt": "What is the capital of France?", "chosen": "The capital of France is Paris.", "rejected": "I don't know, look it up."},
+    {
+        "prompt": "What is the capital of France?",
+        "chosen": "The capital of France is Paris.",
+        "rejected": "I don't know, look it up.",
+    },
 ]
 
 
@@ -16,7 +20,12 @@ def test_unpair_makes_one_desirable_and_one_undesirable_row_per_pair():
     rows = unpair(PAIRS, seed=0)
     assert len(rows) == 4
     assert sorted((r["completion"], r["label"]) for r in rows) == sorted(
-        [("2 plus 3 is 5.", True), ("2 plus 3 is 6.", False), ("The capital of France is Paris.", True), ("I don't know, look it up.", False)]
+        [
+            ("2 plus 3 is 5.", True),
+            ("2 plus 3 is 6.", False),
+            ("The capital of France is Paris.", True),
+            ("I don't know, look it up.", False),
+        ]
     )
     assert unpair(PAIRS, seed=0) == rows  # seeded
 
@@ -38,12 +47,21 @@ def test_a_short_run_moves_rewards_the_right_way(sft):
     model, tok = load_sft_model("cpu")  # a fresh copy: the session fixture must not change
     start = [p.detach().clone() for p in model.parameters()]
     rows = unpair(preference_pairs("train").select(range(16)))
-    model, history = train_kto(model, tok, rows, KTOTrainConfig(device="cpu", progress=False, epochs=2, batch_size=16, learning_rate=5e-4))
+    model, history = train_kto(
+        model,
+        tok,
+        rows,
+        KTOTrainConfig(device="cpu", progress=False, epochs=2, batch_size=16, learning_rate=5e-4),
+    )
     assert len(history) == 4  # 32 rows / 16 per step, 2 epochs
     assert {"loss", "kl", "rewards/chosen", "rewards/rejected", "rewards/margins"} <= set(history[0])
     # first step: policy == reference, so rewards are 0, KL is 0, and every loss is 1 - sigmoid(0) = 0.5
-    assert history[0]["loss"] == pytest.approx(0.5, abs=1e-5) and history[0]["kl"] == pytest.approx(0.0, abs=1e-5)
-    assert history[-1]["rewards/margins"] > 0 and history[-1]["rewards/chosen"] > history[-1]["rewards/rejected"]
+    assert history[0]["loss"] == pytest.approx(0.5, abs=1e-5) and history[0]["kl"] == pytest.approx(
+        0.0, abs=1e-5
+    )
+    assert (
+        history[-1]["rewards/margins"] > 0 and history[-1]["rewards/chosen"] > history[-1]["rewards/rejected"]
+    )
     assert history[-1]["loss"] < 0.5
     assert all(h["kl"] >= 0 for h in history)
     assert any(not torch.equal(a, b) for a, b in zip(start, model.parameters(), strict=True))

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import torch
 
-import dpo_course.logprobs as lp
+import dpo_course.logprobs.fused as lp
 from dpo_course.logprobs import concatenated_forward, fused_sequence_logps, sequence_logps
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

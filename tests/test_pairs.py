@@ -1,8 +1,8 @@
-"""dpo_course.pairs: round robins in one and both orders, best against worst, tiered sampling."""
+"""dpo_course.data (pairs.py): round robins in one and both orders, best against worst, tiered sampling."""
 
 import pytest
 
-from dpo_course.pairs import best_and_worst, judged_pairs, round_robin_wins, tiered_sample
+from dpo_course.data import best_and_worst, judged_pairs, round_robin_wins, tiered_sample
 
 SCORES = {"great": 3, "good": 2, "ok": 1, "bad": 0}
 
@@ -19,7 +19,12 @@ def first_shown(prompt, a, b):
 def test_round_robin_with_a_fair_judge():
     # both orders: each pair judged twice; great beats 3 others twice = 6 points
     assert round_robin_wins("p", ["ok", "great", "bad", "good"], fair) == [2.0, 6.0, 0.0, 4.0]
-    assert round_robin_wins("p", ["ok", "great", "bad", "good"], fair, both_orders=False) == [1.0, 3.0, 0.0, 2.0]
+    assert round_robin_wins("p", ["ok", "great", "bad", "good"], fair, both_orders=False) == [
+        1.0,
+        3.0,
+        0.0,
+        2.0,
+    ]
     assert round_robin_wins("p", ["ok", "ok"], fair) == [1.0, 1.0]
 
 

@@ -1,4 +1,4 @@
-"""Tests for dpo_course.profiling and dpo_course.logprob_methods: memory meters with hand-checked bytes, random
+"""Tests for dpo_course.scaling (measure, fixtures, logprob_methods): memory meters with hand-checked bytes, random
 batches, DPO steps, and the log-prob methods agreeing."""
 
 import copy
@@ -6,10 +6,11 @@ import copy
 import pytest
 import torch
 
-from dpo_course.logprob_methods import LOGPROB_METHODS, fused_logps, naive_fp32_logps
-from dpo_course.profiling import (
+from dpo_course.scaling import (
+    LOGPROB_METHODS,
     device_name,
-    dpo_step,
+    fused_logps,
+    naive_fp32_logps,
     peak_memory,
     peak_rss,
     random_llama,
@@ -17,6 +18,7 @@ from dpo_course.profiling import (
     saved_tensor_bytes,
     time_and_memory,
 )
+from dpo_course.train import dpo_step
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, CUDA])]
@@ -27,6 +29,7 @@ def test_peak_memory_hand_checked(device):
     # ones (4 MB) and ones * 2 (4 MB) live together; both are freed by the time .sum() returns
     _, peak = peak_memory(lambda: (torch.ones(1_000_000, device=device) * 2).sum(), device=device)
     assert 8_000_000 <= peak < 8_000_000 + 4096
+
     # a tensor freed before the next is allocated does not add up: 4 MB at a time
     def one_at_a_time():
         for _ in range(3):
@@ -90,7 +93,9 @@ def test_logprob_methods_agree(device):
     for name, fn in LOGPROB_METHODS.items():
         if name.startswith("floor"):
             continue
-        torch.testing.assert_close(fn(hidden, weight, targets).double(), expected, atol=1e-4, rtol=0, msg=name)
+        torch.testing.assert_close(
+            fn(hidden, weight, targets).double(), expected, atol=1e-4, rtol=0, msg=name
+        )
     # gradients of the fused kernel equal the naive ones
     grads = []
     for fn in (naive_fp32_logps, fused_logps):

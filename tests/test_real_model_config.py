@@ -14,7 +14,8 @@ import yaml
 
 from dpo_course.scaling import dpo_memory_breakdown, dpo_training_estimate
 from dpo_course.toyworld.models import model_source
-from dpo_course.train_trl import build_dpo_config, build_peft_config, load_config, main
+from dpo_course.train import build_dpo_config, build_peft_config, load_config
+from dpo_course.train.trl_command import main
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "real_model_colab.yaml"
 # Qwen2.5-0.5B-Instruct's config.json: 24 layers, hidden 896, MLP 4864, 2 KV heads of 64, vocabulary 151,936.
@@ -38,7 +39,9 @@ def test_colab_config_names_a_small_instruct_model_and_a_public_preference_datas
     raw = yaml.safe_load(CONFIG.read_text())
     cfg = load_config(CONFIG, {"output_dir": str(tmp_path)})
     assert cfg.model == raw["model"] == "Qwen/Qwen2.5-0.5B-Instruct"
-    assert cfg.dataset == "trl-lib/ultrafeedback_binarized" and cfg.split == "train" and cfg.eval_split == "test"
+    assert (
+        cfg.dataset == "trl-lib/ultrafeedback_binarized" and cfg.split == "train" and cfg.eval_split == "test"
+    )
     assert cfg.lora and cfg.lr == 5e-6 and cfg.max_rows == 2000
 
 

@@ -7,21 +7,19 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from dpo_course.logprobs import concatenated_forward
-from dpo_course.profiling import (
-    dpo_step,
-    enable_checkpointing,
-    peak_memory,
-    random_llama,
-    random_preference_batch,
-    saved_tensor_bytes,
-)
 from dpo_course.scaling import (
     count_params,
     dpo_memory_breakdown,
     dpo_step_flops,
     dpo_training_estimate,
+    enable_checkpointing,
+    peak_memory,
+    random_llama,
+    random_preference_batch,
+    saved_tensor_bytes,
     shard_per_gpu,
 )
+from dpo_course.train import dpo_step
 
 LLAMA_1B = 1_235_814_400  # Llama 3.2 1B (tied embeddings)
 LLAMA_8B = 8_030_261_248  # Llama 3.1 8B
@@ -82,7 +80,15 @@ def test_lesson_estimate_undercounts_by_a_third():
 
 def test_memory_breakdown_hand_checked():
     bd = dpo_memory_breakdown(
-        1000, batch_pairs=2, seq_len=3, vocab=10, hidden=4, layers=2, dtype_bytes=2, intermediate=8, kv_hidden=2
+        1000,
+        batch_pairs=2,
+        seq_len=3,
+        vocab=10,
+        hidden=4,
+        layers=2,
+        dtype_bytes=2,
+        intermediate=8,
+        kv_hidden=2,
     )
     # tokens = 2 * 2 * 3 = 12; per layer and token: 2 * (6*4 + 4*8 + 2*2) + 8*4 = 152 bytes
     assert bd == {
@@ -95,7 +101,15 @@ def test_memory_breakdown_hand_checked():
         "logits_bf16": 240,
     }
     ckpt = dpo_memory_breakdown(
-        1000, batch_pairs=2, seq_len=3, vocab=10, hidden=4, layers=2, dtype_bytes=2, intermediate=8, kv_hidden=2,
+        1000,
+        batch_pairs=2,
+        seq_len=3,
+        vocab=10,
+        hidden=4,
+        layers=2,
+        dtype_bytes=2,
+        intermediate=8,
+        kv_hidden=2,
         gradient_checkpointing=True,
     )
     assert ckpt["activations"] == 2 * 12 * 4 * 2 + 12 * 152 == 2016  # layer inputs + one layer recomputed
@@ -106,13 +120,20 @@ def test_memory_breakdown_options():
     mixed = dpo_memory_breakdown(1000, master_weights=True, **common)
     assert mixed["optimizer_state"] == 1000 * (4 + 4 + 4)  # fp32 master copy + two fp32 moments
     lora = dpo_memory_breakdown(1000, lora_params=50, **common)
-    assert (lora["weights"], lora["gradients"], lora["optimizer_state"], lora["reference_weights"]) == (2100, 100, 200, 0)
+    assert (lora["weights"], lora["gradients"], lora["optimizer_state"], lora["reference_weights"]) == (
+        2100,
+        100,
+        200,
+        0,
+    )
     assert dpo_memory_breakdown(1000, optimizer="sgd", **common)["optimizer_state"] == 0
     assert dpo_memory_breakdown(1000, precomputed_reference=True, **common)["reference_weights"] == 0
 
 
 def test_llama_8b_does_not_fit_one_h100_before_activations():
-    bd = dpo_memory_breakdown(LLAMA_8B, batch_pairs=4, seq_len=1024, vocab=128256, hidden=4096, layers=32, dtype_bytes=2)
+    bd = dpo_memory_breakdown(
+        LLAMA_8B, batch_pairs=4, seq_len=1024, vocab=128256, hidden=4096, layers=32, dtype_bytes=2
+    )
     states = bd["weights"] + bd["gradients"] + bd["optimizer_state"] + bd["reference_weights"]
     assert states == 10 * LLAMA_8B  # 2 + 2 + 4 + 2 bytes per parameter
     assert states > 80e9
@@ -120,13 +141,30 @@ def test_llama_8b_does_not_fit_one_h100_before_activations():
 
 
 def test_shard_per_gpu():
-    bd = {"weights": 80, "gradients": 80, "optimizer_state": 160, "reference_weights": 80, "activations": 50,
-          "logits_fp32": 40, "logits_bf16": 20}
+    bd = {
+        "weights": 80,
+        "gradients": 80,
+        "optimizer_state": 160,
+        "reference_weights": 80,
+        "activations": 50,
+        "logits_fp32": 40,
+        "logits_bf16": 20,
+    }
     assert shard_per_gpu(bd, strategy="ddp", world_size=8) == bd
     z2 = shard_per_gpu(bd, strategy="zero2", world_size=8)
-    assert (z2["weights"], z2["gradients"], z2["optimizer_state"], z2["reference_weights"]) == (80, 10, 20, 80)
+    assert (z2["weights"], z2["gradients"], z2["optimizer_state"], z2["reference_weights"]) == (
+        80,
+        10,
+        20,
+        80,
+    )
     fsdp = shard_per_gpu(bd, strategy="fsdp", world_size=8)
-    assert (fsdp["weights"], fsdp["gradients"], fsdp["optimizer_state"], fsdp["reference_weights"]) == (10, 10, 20, 10)
+    assert (fsdp["weights"], fsdp["gradients"], fsdp["optimizer_state"], fsdp["reference_weights"]) == (
+        10,
+        10,
+        20,
+        10,
+    )
     assert fsdp["activations"] == 50 and fsdp["logits_fp32"] == 40
     with pytest.raises(ValueError, match="strategy"):
         shard_per_gpu(bd, strategy="zero9", world_size=2)
@@ -156,7 +194,9 @@ def test_count_params_hand_checked():
     tied = random_llama(hidden=8, layers=1, vocab=10, intermediate=16, heads=2, kv_heads=2)
     assert count_params(tied) == 80 + 256 + 384 + 16 + 8 == 744
     assert count_params(tied, exclude_embeddings=True) == 744  # the tied embedding is the LM head
-    untied = random_llama(hidden=8, layers=1, vocab=10, intermediate=16, heads=2, kv_heads=2, tie_embeddings=False)
+    untied = random_llama(
+        hidden=8, layers=1, vocab=10, intermediate=16, heads=2, kv_heads=2, tie_embeddings=False
+    )
     assert count_params(untied) == 824
     assert count_params(untied, exclude_embeddings=True) == 744
     untied.model.embed_tokens.requires_grad_(False)
@@ -164,10 +204,18 @@ def test_count_params_hand_checked():
 
 
 def test_count_params_real_shapes_on_meta():
-    one_b = random_llama(hidden=2048, layers=16, vocab=128256, intermediate=8192, heads=32, kv_heads=8, device="meta")
+    one_b = random_llama(
+        hidden=2048, layers=16, vocab=128256, intermediate=8192, heads=32, kv_heads=8, device="meta"
+    )
     assert count_params(one_b) == LLAMA_1B
     eight_b = random_llama(
-        hidden=4096, layers=32, vocab=128256, intermediate=14336, heads=32, kv_heads=8, tie_embeddings=False,
+        hidden=4096,
+        layers=32,
+        vocab=128256,
+        intermediate=14336,
+        heads=32,
+        kv_heads=8,
+        tie_embeddings=False,
         device="meta",
     )
     assert count_params(eight_b) == LLAMA_8B
@@ -197,8 +245,15 @@ def test_activation_estimate_matches_saved_tensors(dtype):
         model.model(input_ids=batch["input_ids"], use_cache=False)
     kv_hidden = model.config.num_key_value_heads * model.config.head_dim  # 2 heads of 64: no grouping
     bd = dpo_memory_breakdown(
-        count_params(model), batch_pairs=2, seq_len=64, vocab=256, hidden=128, layers=2,
-        dtype_bytes=dtype.itemsize, intermediate=512, kv_hidden=kv_hidden,
+        count_params(model),
+        batch_pairs=2,
+        seq_len=64,
+        vocab=256,
+        hidden=128,
+        layers=2,
+        dtype_bytes=dtype.itemsize,
+        intermediate=512,
+        kv_hidden=kv_hidden,
     )
     assert meter.bytes == pytest.approx(bd["activations"], rel=0.1)
 
@@ -217,5 +272,8 @@ def test_checkpointing_peak_follows_the_estimate():
 
         peaks[ckpt] = peak_memory(forward_backward)[1]
     kw = dict(batch_pairs=2, seq_len=128, vocab=256, hidden=64, layers=6, dtype_bytes=4, intermediate=256)
-    saved = dpo_memory_breakdown(1, **kw)["activations"] - dpo_memory_breakdown(1, gradient_checkpointing=True, **kw)["activations"]
+    saved = (
+        dpo_memory_breakdown(1, **kw)["activations"]
+        - dpo_memory_breakdown(1, gradient_checkpointing=True, **kw)["activations"]
+    )
     assert peaks[False] - peaks[True] == pytest.approx(saved, rel=0.25)

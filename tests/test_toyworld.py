@@ -43,8 +43,13 @@ def test_reward_orders_the_styles():
 
 @pytest.mark.parametrize(
     "prompt, response, error",
-    [("", "x", ValueError), ("   ", "x", ValueError), (None, "x", TypeError), ("What is 7 plus 5?", 12, TypeError),
-     ("What is the meaning of life?", "42", ValueError)],
+    [
+        ("", "x", ValueError),
+        ("   ", "x", ValueError),
+        (None, "x", TypeError),
+        ("What is 7 plus 5?", 12, TypeError),
+        ("What is the meaning of life?", "42", ValueError),
+    ],
 )
 def test_reward_rejects_bad_input(prompt, response, error):
     with pytest.raises(error) as info:
@@ -136,7 +141,9 @@ print("SECONDS", time.time() - t)
 def test_default_model_never_touches_the_network():
     env = {k: v for k, v in os.environ.items() if k != "DPO_COURSE_MODEL"}
     env["HF_HUB_OFFLINE"] = "1"
-    proc = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", OFFLINE_SCRIPT], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     seconds = float(proc.stdout.split("SECONDS")[-1])
     assert seconds < 30, f"loading the toy model took {seconds:.1f} s"

@@ -46,10 +46,22 @@ def test_config_validation(kwargs, match):
     "row, match",
     [
         ({"prompt": "What is 2 plus 2?", "chosen": "2 plus 2 is 4."}, r"row 1: missing field 'rejected'"),
-        ({"prompt": "What is 2 plus 2?", "chosen": 4, "rejected": "no"}, r"row 1, field 'chosen': expected a str"),
-        ({"prompt": "What is 2 plus 2?", "chosen": "2 plus 2 is 4.", "rejected": "  "}, r"row 1, field 'rejected': empty"),
-        ({"prompt": "What is 2 plus 2?", "chosen": "same", "rejected": "same"}, r"row 1: 'chosen' and 'rejected' are identical"),
-        ({"prompt": "What is 2 plus 2? " * 40, "chosen": "4", "rejected": "5"}, r"row 1, field 'prompt': \d+ tokens leave no room"),
+        (
+            {"prompt": "What is 2 plus 2?", "chosen": 4, "rejected": "no"},
+            r"row 1, field 'chosen': expected a str",
+        ),
+        (
+            {"prompt": "What is 2 plus 2?", "chosen": "2 plus 2 is 4.", "rejected": "  "},
+            r"row 1, field 'rejected': empty",
+        ),
+        (
+            {"prompt": "What is 2 plus 2?", "chosen": "same", "rejected": "same"},
+            r"row 1: 'chosen' and 'rejected' are identical",
+        ),
+        (
+            {"prompt": "What is 2 plus 2? " * 40, "chosen": "4", "rejected": "5"},
+            r"row 1, field 'prompt': \d+ tokens leave no room",
+        ),
     ],
 )
 def test_bad_rows_name_the_row_and_field(sft, policy, row, match):
@@ -64,7 +76,7 @@ def test_empty_dataset(sft, policy):
 
 
 def test_nan_loss_names_the_step_and_statistic(sft, policy, pairs, monkeypatch):
-    import dpo_course.train as train_module
+    import dpo_course.train.dpo as train_module
 
     real = train_module.compute_loss
     calls = {"n": 0}
@@ -83,7 +95,15 @@ def test_history_has_trl_metrics_and_starts_at_log2(sft, policy, pairs):
     _, history = train_dpo(policy, sft[1], pairs, DPOTrainConfig(**SMALL))
     assert len(history) == 2
     first = history[0]
-    for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected"):
+    for key in (
+        "loss",
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/accuracies",
+        "rewards/margins",
+        "logps/chosen",
+        "logps/rejected",
+    ):
         assert key in first
     # policy == reference before the first update: loss log 2, zero rewards
     assert first["loss"] == pytest.approx(0.693147, abs=1e-5)
@@ -91,13 +111,17 @@ def test_history_has_trl_metrics_and_starts_at_log2(sft, policy, pairs):
 
 
 def test_deterministic_for_a_seed(sft, pairs):
-    runs = [train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, seed=3))[1] for _ in range(2)]
+    runs = [
+        train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, seed=3))[1] for _ in range(2)
+    ]
     assert runs[0] == runs[1]
 
 
 def test_precomputed_reference_equals_a_live_reference(sft, pairs):
     a = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_logps=True))[1]
-    b = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_logps=False))[1]
+    b = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_logps=False))[
+        1
+    ]
     for x, y in zip(a, b):
         assert x["loss"] == pytest.approx(y["loss"], abs=1e-5)
         assert x["rewards/margins"] == pytest.approx(y["rewards/margins"], abs=1e-5)
@@ -150,7 +174,11 @@ def trl_trainer(policy, reference, tokenizer, ds, tmp_path, **overrides):
     )
     args.update(overrides)
     return DPOTrainer(
-        model=policy, ref_model=reference, args=DPOConfig(**args), train_dataset=_conversational(ds), processing_class=tokenizer
+        model=policy,
+        ref_model=reference,
+        args=DPOConfig(**args),
+        train_dataset=_conversational(ds),
+        processing_class=tokenizer,
     )
 
 
@@ -160,8 +188,15 @@ def test_first_step_loss_equals_trl_dpotrainer(sft, pairs, tmp_path):
     reference = copy.deepcopy(model)
     policy = copy.deepcopy(model)
     # Move the policy away from the reference so the loss is not the trivial log 2.
-    train_dpo(policy, tok, preference_pairs("train").select(range(16, 48)), DPOTrainConfig(**SMALL, learning_rate=3e-4))
-    ours = train_dpo(copy.deepcopy(policy), tok, pairs, DPOTrainConfig(**{**SMALL, "batch_size": 16}), reference=reference)[1][0]
+    train_dpo(
+        policy,
+        tok,
+        preference_pairs("train").select(range(16, 48)),
+        DPOTrainConfig(**SMALL, learning_rate=3e-4),
+    )
+    ours = train_dpo(
+        copy.deepcopy(policy), tok, pairs, DPOTrainConfig(**{**SMALL, "batch_size": 16}), reference=reference
+    )[1][0]
     trainer = trl_trainer(copy.deepcopy(policy), copy.deepcopy(reference), tok, pairs, tmp_path)
     trainer.train()
     theirs = next(h for h in trainer.state.log_history if "loss" in h)
@@ -177,7 +212,9 @@ def test_default_config_beats_the_sft_model_on_held_out_prompts():
     reference, tok = load_sft_model("cpu")
     policy, _ = load_sft_model("cpu")
     start = time.time()
-    policy, history = train_dpo(policy, tok, preference_pairs("train"), DPOTrainConfig(progress=False, device="cpu"))
+    policy, history = train_dpo(
+        policy, tok, preference_pairs("train"), DPOTrainConfig(progress=False, device="cpu")
+    )
     seconds = time.time() - start
     prompts = eval_prompts()
     before, after = generate(reference, tok, prompts), generate(policy, tok, prompts)
@@ -185,8 +222,10 @@ def test_default_config_beats_the_sft_model_on_held_out_prompts():
     wins, losses = verdicts.count("A"), verdicts.count("B")
     mean_before = sum(map(reward, prompts, before)) / len(prompts)
     mean_after = sum(map(reward, prompts, after)) / len(prompts)
-    print(f"train_dpo default: {seconds:.1f} s, {len(history)} steps, wins {wins}, losses {losses}, "
-          f"mean reward {mean_before:.3f} -> {mean_after:.3f}")
+    print(
+        f"train_dpo default: {seconds:.1f} s, {len(history)} steps, wins {wins}, losses {losses}, "
+        f"mean reward {mean_before:.3f} -> {mean_after:.3f}"
+    )
     assert seconds < 45
     assert wins / (wins + losses) >= 0.7
     assert mean_after > mean_before

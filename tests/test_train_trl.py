@@ -1,4 +1,4 @@
-"""``dpo-course train`` (dpo_course.train_trl): config loading and validation, and a 2-process DDP run."""
+"""``dpo-course train`` (dpo_course.train.trl_command): config loading and validation, and a 2-process DDP run."""
 
 import json
 import os
@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dpo_course.train_trl import (
+from dpo_course.train import (
     TrainTRLConfig,
     build_dpo_config,
     build_peft_config,
     load_config,
     load_preference_data,
-    main,
     model_path,
 )
+from dpo_course.train.trl_command import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -92,8 +92,14 @@ def test_accelerate_configs_parse():
     for name in ("accelerate_ddp", "accelerate_fsdp", "accelerate_zero2"):
         cfg = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
         kinds[name] = cfg["distributed_type"]
-    assert kinds == {"accelerate_ddp": "MULTI_GPU", "accelerate_fsdp": "FSDP", "accelerate_zero2": "DEEPSPEED"}
-    assert yaml.safe_load((CONFIGS / "accelerate_zero2.yaml").read_text())["deepspeed_config"]["zero_stage"] == 2
+    assert kinds == {
+        "accelerate_ddp": "MULTI_GPU",
+        "accelerate_fsdp": "FSDP",
+        "accelerate_zero2": "DEEPSPEED",
+    }
+    assert (
+        yaml.safe_load((CONFIGS / "accelerate_zero2.yaml").read_text())["deepspeed_config"]["zero_stage"] == 2
+    )
 
 
 def test_toy_data_is_conversational_so_trl_applies_the_chat_template(sft):
@@ -101,12 +107,17 @@ def test_toy_data_is_conversational_so_trl_applies_the_chat_template(sft):
     ds = load_preference_data("toy", "train", max_rows=3, tokenizer=tok)
     assert len(ds) == 3
     assert ds[0]["prompt"][0]["role"] == "user" and ds[0]["chosen"][0]["role"] == "assistant"
-    assert isinstance(load_preference_data("toy", "test", max_rows=2)[0]["prompt"], str)  # no tokenizer: unchanged
+    assert isinstance(
+        load_preference_data("toy", "test", max_rows=2)[0]["prompt"], str
+    )  # no tokenizer: unchanged
 
 
 def test_local_jsonl_file(tmp_path):
     path = tmp_path / "pairs.jsonl"
-    rows = [{"prompt": f"What is {i} plus 1?", "chosen": f"{i} plus 1 is {i + 1}.", "rejected": "No idea."} for i in range(4)]
+    rows = [
+        {"prompt": f"What is {i} plus 1?", "chosen": f"{i} plus 1 is {i + 1}.", "rejected": "No idea."}
+        for i in range(4)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert load_preference_data(str(path), "train", max_rows=3)["chosen"] == [r["chosen"] for r in rows[:3]]
     bad = tmp_path / "bad.jsonl"
@@ -125,7 +136,7 @@ def test_two_process_ddp_run_trains_and_saves(tmp_path):
     assert launcher, "accelerate's launcher is not installed"
     cmd = [
         launcher, "launch", "--config_file", str(CONFIGS / "accelerate_ddp.yaml"), "--num_processes", "2",
-        "--mixed_precision", "no", "-m", "dpo_course.train_trl",
+        "--mixed_precision", "no", "-m", "dpo_course.train.trl_command",
         "--max-steps", "6", "--batch-size", "8", "--max-rows", "96", "--learning-rate", "5e-4",
         "--logging-steps", "1", "--output-dir", str(out),
     ]  # fmt: skip

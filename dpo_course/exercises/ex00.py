@@ -10,27 +10,44 @@ def _mean_reward(prompts, responses):
     return sum(reward(p, r) for p, r in zip(prompts, responses)) / len(prompts)
 
 
-_P = ["What is the capital of France?", "What is 7 plus 5?", "Name the capital of Peru.", "Compute 9 times 3."]
-_R = ["The capital of France is Paris.", "7 plus 5 is 13.", "I don't know, look it up.", "Let me see. We start with 9 and multiply by 3. So 9 times 3 is 27."]
+_P = [
+    "What is the capital of France?",
+    "What is 7 plus 5?",
+    "Name the capital of Peru.",
+    "Compute 9 times 3.",
+]
+_R = [
+    "The capital of France is Paris.",
+    "7 plus 5 is 13.",
+    "I don't know, look it up.",
+    "Let me see. We start with 9 and multiply by 3. So 9 times 3 is 27.",
+]
 
 q1 = Exercise(
     name="Exercise 0.1 (mean reward)",
     prompt="Write mean_reward(prompts, responses): the average ground-truth reward of the responses.",
     reference=_mean_reward,
-    cases=[Case((_P, _R), label="four answers, one of each style"), Case((_P[:1], _R[:1]), label="one answer")],
+    cases=[
+        Case((_P, _R), label="four answers, one of each style"),
+        Case((_P[:1], _R[:1]), label="one answer"),
+    ],
     hints=[
         "toyworld.reward(prompt, response) scores one response; average it over the pairs.",
         "sum(reward(p, r) for p, r in zip(prompts, responses)) / len(prompts)",
     ],
-    solution_code='''
+    solution_code="""
 from dpo_course.toyworld import reward
 
 def mean_reward(prompts, responses):
     return sum(reward(p, r) for p, r in zip(prompts, responses)) / len(prompts)
-''',
+""",
     answer_name="mean_reward",
     mistakes=[
-        Mistake("sum", lambda ps, rs: sum(reward(p, r) for p, r in zip(ps, rs)), "That is the sum: divide by the number of responses."),
+        Mistake(
+            "sum",
+            lambda ps, rs: sum(reward(p, r) for p, r in zip(ps, rs)),
+            "That is the sum: divide by the number of responses.",
+        ),
         Mistake(
             "accuracy",
             lambda ps, rs: sum(reward(p, r) > 0 for p, r in zip(ps, rs)) / len(ps),

@@ -60,13 +60,13 @@ q1 = Exercise(
         "w = reference_probs * torch.exp(rewards / beta); return w / w.sum(dim=-1, keepdim=True). "
         "(torch.softmax(reference_probs.log() + rewards / beta, dim=-1) is the same and never overflows.)",
     ],
-    solution_code='''
+    solution_code="""
 import torch
 
 def optimal_policy(reference_probs, rewards, beta):
     # pi* = pi_ref * exp(r / beta) / Z, with Z the sum over the candidates (last dimension)
     return torch.softmax(reference_probs.log() + rewards / beta, dim=-1)
-''',
+""",
     answer_name="optimal_policy",
     mistakes=[
         Mistake(
@@ -120,12 +120,12 @@ q2 = Exercise(
         "Bradley-Terry: P(y_w > y_l) = exp(r_w) / (exp(r_w) + exp(r_l)). Divide top and bottom by exp(r_w).",
         "exp(r_w) / (exp(r_w) + exp(r_l)) = 1 / (1 + exp(-(r_w - r_l))) = torch.sigmoid(r_w - r_l).",
     ],
-    solution_code='''
+    solution_code="""
 import torch
 
 def bradley_terry(chosen_rewards, rejected_rewards):
     return torch.sigmoid(chosen_rewards - rejected_rewards)
-''',
+""",
     answer_name="bradley_terry",
     mistakes=[
         Mistake(
@@ -190,7 +190,9 @@ q3 = Exercise(
     ),
     reference=_preference_from_policy,
     cases=[
-        Case((_POLICY, _REFERENCE, _CHOSEN, _REJECTED, 0.5), label="three prompts, five candidates, beta = 0.5"),
+        Case(
+            (_POLICY, _REFERENCE, _CHOSEN, _REJECTED, 0.5), label="three prompts, five candidates, beta = 0.5"
+        ),
         Case((_POLICY, _REFERENCE, _REJECTED, _CHOSEN, 2.0), label="the same pairs swapped, beta = 2.0"),
     ],
     hints=[
@@ -199,7 +201,7 @@ q3 = Exercise(
         "logratios = policy_logps - reference_logps; pick column `chosen` and column `rejected` of each row "
         "(logratios.gather(-1, chosen[:, None])[:, 0]), then torch.sigmoid(beta * (picked_w - picked_l)).",
     ],
-    solution_code='''
+    solution_code="""
 import torch
 
 def preference_from_policy(policy_logps, reference_logps, chosen, rejected, beta):
@@ -207,7 +209,7 @@ def preference_from_policy(policy_logps, reference_logps, chosen, rejected, beta
     w = logratios.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)    # (N,)
     l = logratios.gather(-1, rejected.unsqueeze(-1)).squeeze(-1)  # (N,)
     return torch.sigmoid(beta * (w - l))                          # beta log Z(x) cancelled in w - l
-''',
+""",
     answer_name="preference_from_policy",
     mistakes=[
         Mistake(

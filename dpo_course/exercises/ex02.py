@@ -14,7 +14,9 @@ from dpo_course.exercises.framework import Case, Exercise, Mistake
 # ------------------------------------------------------------------ q1: sequence log-probs
 
 
-def _sequence_logps(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+def _sequence_logps(
+    logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor
+) -> torch.Tensor:
     logps = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V): position t-1 predicts token t
     token_logps = logps.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T-1)
     return (token_logps * completion_mask[:, 1:]).sum(-1)  # (B,)
@@ -65,7 +67,9 @@ q1 = Exercise(
     ),
     reference=_sequence_logps,
     cases=[
-        Case((_LOGITS, _IDS, _MASK), label="three rows of different prompt and response lengths, with padding"),
+        Case(
+            (_LOGITS, _IDS, _MASK), label="three rows of different prompt and response lengths, with padding"
+        ),
         Case((_LOGITS2, _IDS2, _MASK2), label="a one-token prompt; a one-token response"),
     ],
     hints=[
@@ -74,7 +78,7 @@ q1 = Exercise(
         "logps = logits[:, :-1].log_softmax(-1); token_logps = logps.gather(-1, input_ids[:, 1:, None])[..., 0]; "
         "return (token_logps * completion_mask[:, 1:]).sum(-1). Shift the ids AND the mask by one.",
     ],
-    solution_code='''
+    solution_code="""
 import torch
 
 def sequence_logps(logits, input_ids, completion_mask):
@@ -82,7 +86,7 @@ def sequence_logps(logits, input_ids, completion_mask):
     targets = input_ids[:, 1:].unsqueeze(-1)                             # (B, T-1, 1)
     token_logps = logps.gather(-1, targets).squeeze(-1)                  # (B, T-1)
     return (token_logps * completion_mask[:, 1:]).sum(-1)                # (B,)
-''',
+""",
     answer_name="sequence_logps",
     mistakes=[
         Mistake(
@@ -125,7 +129,9 @@ def _margin(pc, pr, rc, rr):
     return (pc - rc) - (pr - rr)  # (B,) log-ratio margin h
 
 
-def _dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps, beta):
+def _dpo_loss(
+    policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps, beta
+):
     h = _margin(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps)
     return -F.logsigmoid(beta * h)  # (B,)
 
@@ -151,14 +157,14 @@ q2 = Exercise(
         "return -torch.nn.functional.logsigmoid(beta * ((policy_chosen_logps - reference_chosen_logps) - "
         "(policy_rejected_logps - reference_rejected_logps)))  # use logsigmoid, not log(sigmoid(...))",
     ],
-    solution_code='''
+    solution_code="""
 import torch.nn.functional as F
 
 def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps, beta):
     chosen_logratios = policy_chosen_logps - reference_chosen_logps        # (B,)
     rejected_logratios = policy_rejected_logps - reference_rejected_logps  # (B,)
     return -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))   # (B,)
-''',
+""",
     answer_name="dpo_loss",
     mistakes=[
         Mistake(
@@ -220,10 +226,10 @@ q3 = Exercise(
         "for every response to x.",
         "return beta * (policy_logps - reference_logps)",
     ],
-    solution_code='''
+    solution_code="""
 def implicit_reward(policy_logps, reference_logps, beta):
     return beta * (policy_logps - reference_logps)
-''',
+""",
     answer_name="implicit_reward",
     mistakes=[
         Mistake(

@@ -41,7 +41,11 @@ class FieldsExercise(Exercise):
         if not wrong:
             return None
         lines = "\n".join(f"   {k}: expected {_show(expected[k])}, got {_show(got_fields[k])}" for k in wrong)
-        return Result(WRONG, f"wrong on {label} ({self._describe(case)}):\n{lines}" + self._diagnose(got_fields, case.args, case.kwargs))
+        return Result(
+            WRONG,
+            f"wrong on {label} ({self._describe(case)}):\n{lines}"
+            + self._diagnose(got_fields, case.args, case.kwargs),
+        )
 
     def _diagnose(self, got, args, kwargs) -> str:
         for mistake in self.mistakes:
@@ -108,7 +112,7 @@ q1 = FieldsExercise(
         "save_strategy='no', report_to='none', train_sampling_strategy='sequential', seed=0. "
         "TRL 1.16 has no max_prompt_length: max_length covers prompt + response.",
     ],
-    solution_code='''
+    solution_code="""
 from trl import DPOConfig
 
 def make_dpo_config(output_dir, learning_rate, use_cpu):
@@ -129,7 +133,7 @@ def make_dpo_config(output_dir, learning_rate, use_cpu):
         train_sampling_strategy="sequential",  # keep the dataset's order
         seed=0,
     )
-''',
+""",
     answer_name="make_dpo_config",
     mistakes=[
         Mistake(
@@ -236,10 +240,10 @@ q3 = Exercise(
         "the log-ratio over them estimates the expectation.",
         "return (policy_logps - reference_logps).mean()",
     ],
-    solution_code='''
+    solution_code="""
 def sampled_kl(policy_logps, reference_logps):
     return (policy_logps - reference_logps).mean()   # E_{y ~ pi}[log pi(y) - log pi_ref(y)]
-''',
+""",
     answer_name="sampled_kl",
     mistakes=[
         Mistake(

@@ -34,11 +34,11 @@ q1 = Exercise(
         "(r, d_in). Count the entries of B and A; alpha adds no parameters.",
         "return sum(r * (d_out + d_in) for d_out, d_in in shapes)",
     ],
-    solution_code='''
+    solution_code="""
 def lora_params(shapes, r):
     # B is (d_out, r), A is (r, d_in): r * (d_out + d_in) per adapted matrix
     return sum(r * (d_out + d_in) for d_out, d_in in shapes)
-''',
+""",
     answer_name="lora_params",
     mistakes=[
         Mistake(
@@ -89,13 +89,13 @@ q2 = Exercise(
         "and exp_avg_sq) per trainable weight, in the weight's dtype.",
         "return (n_trainable + n_frozen) * bytes_per_value + n_trainable * bytes_per_value + 2 * n_trainable * bytes_per_value",
     ],
-    solution_code='''
+    solution_code="""
 def training_bytes(n_trainable, n_frozen, bytes_per_value=4):
     weights = (n_trainable + n_frozen) * bytes_per_value   # all weights are kept
     gradients = n_trainable * bytes_per_value              # frozen weights get none
     adamw = 2 * n_trainable * bytes_per_value              # exp_avg and exp_avg_sq
     return weights + gradients + adamw
-''',
+""",
     answer_name="training_bytes",
     mistakes=[
         Mistake(

@@ -15,7 +15,9 @@ from dpo_course.exercises.framework import Case, Exercise, Mistake
 
 
 def _ipo(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps, reference_rejected_logps, beta):
-    h = (policy_chosen_logps - reference_chosen_logps) - (policy_rejected_logps - reference_rejected_logps)  # (B,)
+    h = (policy_chosen_logps - reference_chosen_logps) - (
+        policy_rejected_logps - reference_rejected_logps
+    )  # (B,)
     return (h - 1 / (2 * beta)) ** 2
 
 
@@ -58,7 +60,9 @@ q1 = Exercise(
     cases=[
         Case((_PC, _PR, _RC, _RR, 0.1), label="five pairs, beta = 0.1 (target margin 5)"),
         Case((_PC, _PR, _RC, _RR, 0.5), label="the same pairs, beta = 0.5 (target margin 1)"),
-        Case((_RC, _RR, _RC, _RR, 0.25), label="policy == reference: h = 0, so the loss is (1/(2 beta))^2 = 4"),
+        Case(
+            (_RC, _RR, _RC, _RR, 0.25), label="policy == reference: h = 0, so the loss is (1/(2 beta))^2 = 4"
+        ),
     ],
     hints=[
         "Same margin as DPO: h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)). IPO regresses "
@@ -77,7 +81,11 @@ def ipo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
             _ipo_target_beta,
             "Your target is beta / 2. It is 1 / (2 beta): a SMALL beta (weak regularisation) means a LARGE target margin.",
         ),
-        Mistake("target 1/beta", _ipo_one_over_beta, "Your target is 1 / beta; IPO's is 1 / (2 beta) (Azar et al. 2023, Eq. 17)."),
+        Mistake(
+            "target 1/beta",
+            _ipo_one_over_beta,
+            "Your target is 1 / beta; IPO's is 1 / (2 beta) (Azar et al. 2023, Eq. 17).",
+        ),
         Mistake(
             "beta times h",
             _ipo_beta_inside,
@@ -90,7 +98,11 @@ def ipo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
             "You used the policy's log-prob difference alone. IPO, like DPO, works on log-RATIOS against the "
             "reference: subtract reference_chosen_logps and reference_rejected_logps.",
         ),
-        Mistake("not squared", _ipo_not_squared, "IPO is a squared loss, (h - 1/(2 beta)) ** 2, not an absolute value."),
+        Mistake(
+            "not squared",
+            _ipo_not_squared,
+            "IPO is a squared loss, (h - 1/(2 beta)) ** 2, not an absolute value.",
+        ),
     ],
 )
 
@@ -151,7 +163,11 @@ def simpo_loss(policy_chosen_avg_logps, policy_rejected_avg_logps, beta, gamma):
             "You subtracted gamma / beta from the scaled difference. gamma is on the reward scale (already "
             "multiplied by beta): beta * (avg_w - avg_l) - gamma. (The SimPO code's gamma_beta_ratio is gamma / beta.)",
         ),
-        Mistake("+gamma", _simpo_plus_gamma, "The margin is SUBTRACTED: the chosen reward must beat the rejected one by gamma."),
+        Mistake(
+            "+gamma",
+            _simpo_plus_gamma,
+            "The margin is SUBTRACTED: the chosen reward must beat the rejected one by gamma.",
+        ),
         Mistake(
             "gamma inside",
             _simpo_gamma_inside,

@@ -56,7 +56,7 @@ q1 = Exercise(
         "p = successes / n; d = 1 + z**2 / n; centre = (p + z**2 / (2 * n)) / d; "
         "half = z / d * sqrt(p * (1 - p) / n + z**2 / (4 * n**2)); return centre - half, centre + half",
     ],
-    solution_code='''
+    solution_code="""
 import math
 
 def wilson_interval(successes, n, z=1.96):
@@ -65,7 +65,7 @@ def wilson_interval(successes, n, z=1.96):
     centre = (p + z**2 / (2 * n)) / denom                                  # pulled towards 1/2
     half = z / denom * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
     return centre - half, centre + half
-''',
+""",
     answer_name="wilson_interval",
     mistakes=[
         Mistake(
@@ -150,7 +150,7 @@ q2 = Exercise(
         "For each pair: verdict = v1 if v1 == {'A': 'B', 'B': 'A', 'tie': 'tie'}[v2] else 'tie'; "
         "score 1 for 'A', 0.5 for 'tie', 0 for 'B'; return the mean score.",
     ],
-    solution_code='''
+    solution_code="""
 def win_rate(verdicts_ab, verdicts_ba):
     flip = {"A": "B", "B": "A", "tie": "tie"}
     score = 0.0
@@ -158,7 +158,7 @@ def win_rate(verdicts_ab, verdicts_ba):
         verdict = v1 if v1 == flip[v2] else "tie"      # the orders disagree: no preference
         score += {"A": 1.0, "tie": 0.5, "B": 0.0}[verdict]
     return score / len(verdicts_ab)
-''',
+""",
     answer_name="win_rate",
     mistakes=[
         Mistake(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dpo_course.exercises.framework import Case, Exercise, Mistake
-from dpo_course.scaling import dpo_step_flops
+from dpo_course.scaling.estimates import dpo_step_flops
 
 _BYTES = {"fp32": 4, "bf16": 2}
 
 
 def _step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=False):
-    return dpo_step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=precomputed_reference)
+    return dpo_step_flops(
+        n_params, chosen_tokens, rejected_tokens, precomputed_reference=precomputed_reference
+    )
 
 
 def _logits_bytes(batch_pairs, seq_len, vocab, dtype):
@@ -34,11 +36,11 @@ q1 = Exercise(
         "Shape (2B, T, V); an fp32 number takes 4 bytes, a bf16 number 2.",
         "2 * batch_pairs * seq_len * vocab * {'fp32': 4, 'bf16': 2}[dtype]",
     ],
-    solution_code='''
+    solution_code="""
 def logits_bytes(batch_pairs, seq_len, vocab, dtype):
     bytes_per_element = {"fp32": 4, "bf16": 2}[dtype]
     return 2 * batch_pairs * seq_len * vocab * bytes_per_element  # (2B, T, V)
-''',
+""",
     answer_name="logits_bytes",
     mistakes=[
         Mistake(
@@ -69,7 +71,11 @@ q2 = Exercise(
     reference=_step_flops,
     cases=[
         Case((1_000_000, 100, 80), label="N = 1M, 100 chosen and 80 rejected tokens"),
-        Case((1_000_000, 100, 80), {"precomputed_reference": True}, label="the same, reference log-probs precomputed"),
+        Case(
+            (1_000_000, 100, 80),
+            {"precomputed_reference": True},
+            label="the same, reference log-probs precomputed",
+        ),
         Case((1_235_814_400, 4096, 4096), label="Llama 3.2 1B, 4 pairs of 1024 tokens"),
     ],
     hints=[
@@ -77,13 +83,13 @@ q2 = Exercise(
         "Every token of the chosen AND the rejected sequences goes through both models.",
         "(6 + (0 if precomputed_reference else 2)) * n_params * (chosen_tokens + rejected_tokens)",
     ],
-    solution_code='''
+    solution_code="""
 def step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=False):
     tokens = chosen_tokens + rejected_tokens          # both halves of [chosen; rejected]
     policy = 6 * n_params * tokens                    # 2N forward + 4N backward per token
     reference = 0 if precomputed_reference else 2 * n_params * tokens  # forward only
     return policy + reference
-''',
+""",
     answer_name="step_flops",
     mistakes=[
         Mistake(

@@ -63,8 +63,12 @@ def _close(a, b, rtol: float, atol: float) -> bool:
     if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
         return False
     try:
-        ta = torch.as_tensor(a.detach() if isinstance(a, torch.Tensor) else np.asarray(a), dtype=torch.float64)
-        tb = torch.as_tensor(b.detach() if isinstance(b, torch.Tensor) else np.asarray(b), dtype=torch.float64)
+        ta = torch.as_tensor(
+            a.detach() if isinstance(a, torch.Tensor) else np.asarray(a), dtype=torch.float64
+        )
+        tb = torch.as_tensor(
+            b.detach() if isinstance(b, torch.Tensor) else np.asarray(b), dtype=torch.float64
+        )
     except (TypeError, ValueError, RuntimeError):
         return a == b
     if ta.shape != tb.shape:
@@ -165,7 +169,11 @@ class Exercise:
         expected = self.reference()
         if _close(answer, expected, self.rtol, self.atol):
             return Result(CORRECT, "correct!")
-        return Result(WRONG, f"not quite.\n   expected: {_show(expected)}\n   got:      {_show(answer)}" + self._diagnose(answer, (), {}))
+        return Result(
+            WRONG,
+            f"not quite.\n   expected: {_show(expected)}\n   got:      {_show(answer)}"
+            + self._diagnose(answer, (), {}),
+        )
 
     def _evaluate_function(self, fn) -> Result:
         if fn is None or fn is Ellipsis:
@@ -177,7 +185,9 @@ class Exercise:
             got = self._call(fn, case, label)
             if isinstance(got, Result):
                 return got
-            failure = self._compare(got, self.reference(*_clone(case.args), **_clone(case.kwargs)), case, label)
+            failure = self._compare(
+                got, self.reference(*_clone(case.args), **_clone(case.kwargs)), case, label
+            )
             if failure is not None:
                 return failure
         return Result(CORRECT, f"correct on all {len(self.cases)} cases!")
@@ -187,7 +197,9 @@ class Exercise:
         try:
             got = fn(*_clone(case.args), **_clone(case.kwargs))
         except NotImplementedError:
-            return Result(NOT_ATTEMPTED, "not attempted yet. Replace `raise NotImplementedError` with your code.")
+            return Result(
+                NOT_ATTEMPTED, "not attempted yet. Replace `raise NotImplementedError` with your code."
+            )
         except Exception as exc:  # the learner's code: report, never crash the notebook
             where = traceback.extract_tb(exc.__traceback__)[-1]
             return Result(

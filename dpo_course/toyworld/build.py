@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from dpo_course._device import seed_everything
 from dpo_course.toyworld import corpus
-from dpo_course.utils import seed_everything
 
 ASSETS = Path(__file__).parent / "assets"
 SPECIAL_TOKENS = ["<|pad|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
@@ -96,7 +96,7 @@ def new_model(tokenizer, seed: int = 0):
 
 def _encode_chat(tokenizer, prompt: str, response: str) -> tuple[list[int], list[int]]:
     """Ids of prompt and response tokenized apart (so the boundary cannot move), and the loss mask."""
-    from dpo_course.generation import chat_prompt
+    from dpo_course._generation import chat_prompt
 
     p = tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False)["input_ids"]
     r = tokenizer(response + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
@@ -154,8 +154,20 @@ def build_all(out_dir: Path = ASSETS, *, base_epochs: int = 12, sft_epochs: int 
     model = new_model(tokenizer, seed=seed)
 
     # Pre-training: plain sentences, the loss on every token.
-    seqs = [tokenizer(t + tokenizer.eos_token, add_special_tokens=False)["input_ids"] for t in corpus.pretraining_text()]
-    _train_lm(model, seqs, [[1] * len(s) for s in seqs], epochs=base_epochs, lr=3e-3, batch_size=32, seed=seed, desc="base")
+    seqs = [
+        tokenizer(t + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        for t in corpus.pretraining_text()
+    ]
+    _train_lm(
+        model,
+        seqs,
+        [[1] * len(s) for s in seqs],
+        epochs=base_epochs,
+        lr=3e-3,
+        batch_size=32,
+        seed=seed,
+        desc="base",
+    )
     for name in ("base",):
         model.save_pretrained(out_dir / name)
         tokenizer.save_pretrained(out_dir / name)
@@ -163,8 +175,14 @@ def build_all(out_dir: Path = ASSETS, *, base_epochs: int = 12, sft_epochs: int 
     # SFT: chat examples in a mix of styles, the loss on the response only.
     pairs = [_encode_chat(tokenizer, r["prompt"], r["response"]) for r in corpus.sft_examples()]
     _train_lm(
-        model, [p[0] for p in pairs], [p[1] for p in pairs],
-        epochs=sft_epochs, lr=2e-3, batch_size=32, seed=seed + 1, desc="sft",
+        model,
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        epochs=sft_epochs,
+        lr=2e-3,
+        batch_size=32,
+        seed=seed + 1,
+        desc="sft",
     )
     model.save_pretrained(out_dir / "sft")
     tokenizer.save_pretrained(out_dir / "sft")
@@ -174,7 +192,9 @@ def build_all(out_dir: Path = ASSETS, *, base_epochs: int = 12, sft_epochs: int 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ASSETS, help="output folder (default: the package's assets)")
+    parser.add_argument(
+        "--out", type=Path, default=ASSETS, help="output folder (default: the package's assets)"
+    )
     parser.add_argument("--base-epochs", type=int, default=12)
     parser.add_argument("--sft-epochs", type=int, default=14)
     parser.add_argument("--seed", type=int, default=0)

@@ -80,7 +80,13 @@ def sft_examples(samples_per_prompt: int = 3, seed: int = 0) -> list[dict[str, s
         mix = style_mix(item)
         for _ in range(samples_per_prompt):
             style = rng.choices(STYLES, weights=[mix[s] for s in STYLES])[0]
-            rows.append({"prompt": item.prompt(phrasing), "response": write_response(item, style, rng), "style": style})
+            rows.append(
+                {
+                    "prompt": item.prompt(phrasing),
+                    "response": write_response(item, style, rng),
+                    "style": style,
+                }
+            )
     return rows
 
 
@@ -94,7 +100,9 @@ def pretraining_text() -> list[str]:
     return lines
 
 
-def preference_rows(split: str = "train", seed: int = 0, pairs_per_prompt: int = PAIRS_PER_PROMPT) -> list[dict[str, str]]:
+def preference_rows(
+    split: str = "train", seed: int = 0, pairs_per_prompt: int = PAIRS_PER_PROMPT
+) -> list[dict[str, str]]:
     """Templated (off-policy) pairs as dicts: the concise correct answer against other styles.
 
     Each fact's prompts cycle through the rejected styles (wrong, verbose, refusal) in a seeded

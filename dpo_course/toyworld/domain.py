@@ -14,14 +14,38 @@ from dataclasses import dataclass
 STYLES = ("concise", "verbose", "wrong", "refusal")
 
 CAPITALS = [
-    ("France", "Paris"), ("Germany", "Berlin"), ("Italy", "Rome"), ("Spain", "Madrid"),
-    ("Portugal", "Lisbon"), ("Austria", "Vienna"), ("Greece", "Athens"), ("Poland", "Warsaw"),
-    ("Norway", "Oslo"), ("Sweden", "Stockholm"), ("Finland", "Helsinki"), ("Denmark", "Copenhagen"),
-    ("Ireland", "Dublin"), ("Belgium", "Brussels"), ("Hungary", "Budapest"), ("Egypt", "Cairo"),
-    ("Kenya", "Nairobi"), ("Japan", "Tokyo"), ("China", "Beijing"), ("India", "Delhi"),
-    ("Canada", "Ottawa"), ("Mexico", "Mexico City"), ("Brazil", "Brasilia"), ("Peru", "Lima"),
-    ("Chile", "Santiago"), ("Cuba", "Havana"), ("Russia", "Moscow"), ("Turkey", "Ankara"),
-    ("Iran", "Tehran"), ("Thailand", "Bangkok"), ("Vietnam", "Hanoi"), ("Australia", "Canberra"),
+    ("France", "Paris"),
+    ("Germany", "Berlin"),
+    ("Italy", "Rome"),
+    ("Spain", "Madrid"),
+    ("Portugal", "Lisbon"),
+    ("Austria", "Vienna"),
+    ("Greece", "Athens"),
+    ("Poland", "Warsaw"),
+    ("Norway", "Oslo"),
+    ("Sweden", "Stockholm"),
+    ("Finland", "Helsinki"),
+    ("Denmark", "Copenhagen"),
+    ("Ireland", "Dublin"),
+    ("Belgium", "Brussels"),
+    ("Hungary", "Budapest"),
+    ("Egypt", "Cairo"),
+    ("Kenya", "Nairobi"),
+    ("Japan", "Tokyo"),
+    ("China", "Beijing"),
+    ("India", "Delhi"),
+    ("Canada", "Ottawa"),
+    ("Mexico", "Mexico City"),
+    ("Brazil", "Brasilia"),
+    ("Peru", "Lima"),
+    ("Chile", "Santiago"),
+    ("Cuba", "Havana"),
+    ("Russia", "Moscow"),
+    ("Turkey", "Ankara"),
+    ("Iran", "Tehran"),
+    ("Thailand", "Bangkok"),
+    ("Vietnam", "Hanoi"),
+    ("Australia", "Canberra"),
 ]
 
 # (name, argument, task phrase, correct return expressions, a plausible wrong one)
@@ -69,7 +93,11 @@ VERBOSE_OPENERS = [
     "Sure! Let me think about this carefully before I answer you.",
     "Great question. I will explain the answer in a few simple words for you.",
 ]
-VERBOSE_CLOSERS = ["I hope this helps!", "Let me know if you have any other questions.", "I hope that answers it."]
+VERBOSE_CLOSERS = [
+    "I hope this helps!",
+    "Let me know if you have any other questions.",
+    "I hope that answers it.",
+]
 
 # A fixed reference length makes the concision term stable: extra words past the concise answer.
 CONCISION_SCALE = 25.0
@@ -205,9 +233,7 @@ def write_response(item: Item, style: str, rng: random.Random) -> str:
     name, arg, task, correct, wrong = _code_task(item.key[0])
     code = _code_block(name, arg, wrong if style == "wrong" else rng.choice(correct))
     if style == "verbose":
-        return (
-            f"{rng.choice(VERBOSE_OPENERS)} Here is a short function that will {task}.\n{code}"
-        )
+        return f"{rng.choice(VERBOSE_OPENERS)} Here is a short function that will {task}.\n{code}"
     return code
 
 

@@ -13,7 +13,7 @@ import os
 import random
 from pathlib import Path
 
-from dpo_course.utils import get_device
+from dpo_course._device import get_device
 
 ASSETS = Path(__file__).parent / "assets"
 CACHE = Path(os.environ.get("DPO_COURSE_CACHE", Path.home() / ".cache" / "dpo_course"))
@@ -99,7 +99,7 @@ def on_policy_pairs(
     """
     from datasets import Dataset
 
-    from dpo_course.generation import generate
+    from dpo_course._generation import generate
     from dpo_course.toyworld.domain import reward
 
     if num_samples < 2:
@@ -107,7 +107,13 @@ def on_policy_pairs(
     reward_fn = reward_fn or reward
     repeated = [p for p in prompts for _ in range(num_samples)]
     samples = generate(
-        model, tokenizer, repeated, do_sample=True, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed
+        model,
+        tokenizer,
+        repeated,
+        do_sample=True,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
     )
     rng = random.Random(seed)
     rows = []
@@ -120,6 +126,12 @@ def on_policy_pairs(
         if best[0] <= worst[0]:
             continue
         rows.append(
-            {"prompt": prompt, "chosen": best[1], "rejected": worst[1], "chosen_reward": best[0], "rejected_reward": worst[0]}
+            {
+                "prompt": prompt,
+                "chosen": best[1],
+                "rejected": worst[1],
+                "chosen_reward": best[0],
+                "rejected_reward": worst[0],
+            }
         )
     return Dataset.from_list(rows)

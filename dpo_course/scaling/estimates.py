@@ -22,7 +22,7 @@ import torch
 # dtype, 6 per hidden unit (norm outputs, q, attention output, ...), 4 per MLP unit (gate, up,
 # SiLU, product) and 2 per key/value unit; plus two fp32 copies of the hidden state that the
 # RMSNorms keep whatever the dtype (8 bytes per hidden unit). Fitted on
-# `dpo_course.profiling.saved_tensor_bytes` across shapes, fp32 and bf16; see 09_scaling_up.
+# `dpo_course.scaling.saved_tensor_bytes` across shapes, fp32 and bf16; see 09_scaling_up.
 ACTIVATION_ELEMENTS_PER_HIDDEN = 6
 ACTIVATION_ELEMENTS_PER_INTERMEDIATE = 4
 ACTIVATION_ELEMENTS_PER_KV = 2
@@ -39,7 +39,9 @@ def _check_count(name: str, value, *, positive: bool = False) -> None:
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
 
 
-def count_params(model: torch.nn.Module, *, trainable_only: bool = False, exclude_embeddings: bool = False) -> int:
+def count_params(
+    model: torch.nn.Module, *, trainable_only: bool = False, exclude_embeddings: bool = False
+) -> int:
     """Number of parameters of `model`, each shared tensor counted once.
 
     ``trainable_only`` counts those with ``requires_grad`` (a LoRA model: the adapters).
@@ -141,11 +143,19 @@ def dpo_memory_breakdown(
 
     Taught in 09_scaling_up.
     """
-    for name, value in (("n_params", n_params), ("batch_pairs", batch_pairs), ("seq_len", seq_len),
-                        ("vocab", vocab), ("hidden", hidden), ("layers", layers)):
+    for name, value in (
+        ("n_params", n_params),
+        ("batch_pairs", batch_pairs),
+        ("seq_len", seq_len),
+        ("vocab", vocab),
+        ("hidden", hidden),
+        ("layers", layers),
+    ):
         _check_count(name, value, positive=True)
     if dtype_bytes not in (1, 2, 4, 8):
-        raise ValueError(f"dtype_bytes must be 1, 2, 4 or 8 (bytes per element; bf16 is 2), got {dtype_bytes!r}")
+        raise ValueError(
+            f"dtype_bytes must be 1, 2, 4 or 8 (bytes per element; bf16 is 2), got {dtype_bytes!r}"
+        )
     if optimizer not in ("adamw", "sgd"):
         raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
     if lora_params is not None:
@@ -159,11 +169,15 @@ def dpo_memory_breakdown(
     state_bytes = 4 if master_weights else dtype_bytes
     moments = 2 if optimizer == "adamw" else 0
     tokens = 2 * batch_pairs * seq_len
-    per_layer_token = dtype_bytes * (
-        ACTIVATION_ELEMENTS_PER_HIDDEN * hidden
-        + ACTIVATION_ELEMENTS_PER_INTERMEDIATE * intermediate
-        + ACTIVATION_ELEMENTS_PER_KV * kv_hidden
-    ) + ACTIVATION_FP32_BYTES_PER_HIDDEN * hidden  # bytes
+    per_layer_token = (
+        dtype_bytes
+        * (
+            ACTIVATION_ELEMENTS_PER_HIDDEN * hidden
+            + ACTIVATION_ELEMENTS_PER_INTERMEDIATE * intermediate
+            + ACTIVATION_ELEMENTS_PER_KV * kv_hidden
+        )
+        + ACTIVATION_FP32_BYTES_PER_HIDDEN * hidden
+    )  # bytes
     if gradient_checkpointing:
         activations = layers * tokens * hidden * dtype_bytes + tokens * per_layer_token
     else:
@@ -237,7 +251,12 @@ def dpo_training_estimate(
         raise ValueError(f"mfu must be in (0, 1], got {mfu!r}")
     tokens = num_pairs * tokens_per_sequence
     per_epoch = dpo_step_flops(
-        n_params, tokens, tokens, precomputed_reference=precomputed_reference, lora=lora, lora_params=lora_params
+        n_params,
+        tokens,
+        tokens,
+        precomputed_reference=precomputed_reference,
+        lora=lora,
+        lora_params=lora_params,
     )
     flops = epochs * per_epoch + (2 * n_params * 2 * tokens if precomputed_reference else 0)
     return {"flops": float(flops), "hours": flops / (mfu * peak_flops) / 3600}

@@ -1,7 +1,6 @@
-"""Measuring a DPO step: peak memory, saved activations, random Llamas, and log-prob methods to compare.
+"""Measuring memory and time: peak memory on CUDA or a Linux CPU, saved activations, timed steps, device names.
 
-Taught in 09_scaling_up; `benchmarks/logprob_bench.py` runs the same functions at real sizes,
-on the per-token log-prob implementations of `dpo_course.logprob_methods`.
+Taught in 09_scaling_up; `benchmarks/` runs the same functions at real sizes.
 
 Peak memory. On CUDA: ``torch.cuda.max_memory_allocated`` minus what was allocated before (the
 allocator's own count, exact). On a Linux CPU: the kernel's resident-set high-water mark
@@ -21,9 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
-
-from dpo_course.logprobs import concatenated_forward
-from dpo_course.losses import dpo_loss
 
 # ---------------------------------------------------------------------------------------- memory
 
@@ -88,7 +84,11 @@ def _profiled_peak(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
     finally:
         with _quiet_fd2():
             prof.stop()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")]
+    events = [
+        e
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and str(e.device_type()).endswith("CPU")
+    ]
     events.sort(key=lambda e: e.start_ns())
     current = peak = 0
     for e in events:
@@ -99,7 +99,9 @@ def _profiled_peak(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
     return result, peak
 
 
-def peak_memory(fn: Callable[..., Any], *args, device: str | torch.device | None = None, **kwargs) -> tuple[Any, int]:
+def peak_memory(
+    fn: Callable[..., Any], *args, device: str | torch.device | None = None, **kwargs
+) -> tuple[Any, int]:
     """Run ``fn(*args, **kwargs)`` and return ``(its result, peak extra bytes)``.
 
     "Peak extra" is the most tensor memory allocated at once during the call minus what was
@@ -112,7 +114,9 @@ def peak_memory(fn: Callable[..., Any], *args, device: str | torch.device | None
     """
     dev = torch.device(device) if device is not None else None
     if dev is not None and dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"peak_memory measures CUDA or CPU tensors, not {dev.type}: run the measurement on the CPU")
+        raise ValueError(
+            f"peak_memory measures CUDA or CPU tensors, not {dev.type}: run the measurement on the CPU"
+        )
     if dev is not None and dev.type == "cuda":
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
@@ -196,129 +200,6 @@ def saved_tensor_bytes(exclude: Iterable[torch.Tensor] = ()) -> Iterator[SavedTe
     meter = SavedTensorMeter(exclude)
     with torch.autograd.graph.saved_tensors_hooks(meter._pack, lambda t: t):
         yield meter
-
-
-# ------------------------------------------------------------------------------- random models
-
-
-def random_llama(
-    *,
-    hidden: int,
-    layers: int,
-    vocab: int,
-    intermediate: int | None = None,
-    heads: int | None = None,
-    kv_heads: int | None = None,
-    tie_embeddings: bool = True,
-    dtype: torch.dtype = torch.float32,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-):
-    """A randomly initialised `LlamaForCausalLM` of the given shape (no download, nothing trained).
-
-    Defaults: ``intermediate = 4 * hidden`` (Llama 3.2 1B's ratio), 64-dimensional heads, and
-    ``kv_heads = heads // 4`` when that divides (grouped-query attention as in Llama 3).
-    Llama 3.2 1B is ``hidden=2048, layers=16, vocab=128256, intermediate=8192, heads=32``.
-
-    Taught in 09_scaling_up.
-    """
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    heads = heads or max(1, hidden // 64)
-    if hidden % heads:
-        raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
-    kv_heads = kv_heads or (heads // 4 if heads % 4 == 0 else heads)
-    config = LlamaConfig(
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        vocab_size=vocab,
-        intermediate_size=intermediate or 4 * hidden,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        max_position_embeddings=8192,
-        tie_word_embeddings=tie_embeddings,
-        pad_token_id=0,
-        bos_token_id=None,
-        eos_token_id=1,
-    )
-    torch.manual_seed(seed)
-    with torch.device(device):
-        model = LlamaForCausalLM(config)
-    return model.to(dtype).train()
-
-
-def random_preference_batch(
-    batch_pairs: int,
-    seq_len: int,
-    vocab: int,
-    *,
-    prompt_len: int | None = None,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-) -> dict[str, torch.Tensor]:
-    """A `PreferenceCollator`-shaped batch of random tokens: (2B, T) rows [chosen; rejected].
-
-    Chosen and rejected share each pair's prompt (the first ``prompt_len`` tokens, default
-    ``seq_len // 2``); the rest of each row is its response. No padding.
-
-    Taught in 09_scaling_up.
-    """
-    prompt_len = seq_len // 2 if prompt_len is None else prompt_len
-    if not 0 < prompt_len < seq_len:
-        raise ValueError(f"prompt_len must be in (0, seq_len={seq_len}), got {prompt_len}")
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(2, vocab, (2 * batch_pairs, seq_len), generator=gen)  # (2B, T); 0, 1: pad, eos
-    ids[batch_pairs:, :prompt_len] = ids[:batch_pairs, :prompt_len]
-    completion = torch.zeros_like(ids)
-    completion[:, prompt_len:] = 1
-    return {
-        "input_ids": ids.to(device),
-        "attention_mask": torch.ones_like(ids).to(device),
-        "completion_mask": completion.to(device),
-    }
-
-
-def enable_checkpointing(model) -> None:
-    """Turn on activation (gradient) checkpointing under either of its transformers names.
-
-    Taught in 09_scaling_up.
-    """
-    if hasattr(model, "activation_checkpointing_enable"):
-        model.activation_checkpointing_enable()
-    else:
-        model.gradient_checkpointing_enable()
-    model.config.use_cache = False
-
-
-def dpo_step(
-    policy,
-    optimizer: torch.optim.Optimizer,
-    batch: dict[str, torch.Tensor],
-    *,
-    reference=None,
-    reference_logps: tuple[torch.Tensor, torch.Tensor] | None = None,
-    beta: float = 0.1,
-    fused: bool = False,
-) -> float:
-    """One DPO step: policy forward + backward, reference forward (or precomputed log-probs), optimizer step.
-
-    Returns the loss. Exactly one of `reference` (a frozen model) and `reference_logps` (its
-    ``(chosen, rejected)`` log-probs, computed before training) must be given.
-
-    Taught in 09_scaling_up.
-    """
-    if (reference is None) == (reference_logps is None):
-        raise ValueError("give exactly one of reference (a model) and reference_logps (precomputed)")
-    policy_chosen, policy_rejected = concatenated_forward(policy, batch, fused=fused)  # (B,), (B,)
-    if reference is not None:
-        with torch.no_grad():
-            reference_logps = concatenated_forward(reference, batch, fused=fused)
-    losses, _, _ = dpo_loss(policy_chosen, policy_rejected, *reference_logps, beta=beta)
-    loss = losses.mean()
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return loss.item()
 
 
 def _sync(device: torch.device) -> None:

@@ -81,14 +81,18 @@ def _check_config(config, regime: str | None) -> list[Finding]:
         if beta < BETA_RANGE[0]:
             findings.append(
                 Finding(
-                    "warning", "beta", f"beta = {beta} is very low: the policy may drift far from the reference",
+                    "warning",
+                    "beta",
+                    f"beta = {beta} is very low: the policy may drift far from the reference",
                     "start from beta = 0.1; raise it if quality drops on general prompts",
                 )
             )
         elif beta > BETA_RANGE[1]:
             findings.append(
                 Finding(
-                    "warning", "beta", f"beta = {beta} is very high: the loss saturates after a small change in log-ratios, so learning stops early",
+                    "warning",
+                    "beta",
+                    f"beta = {beta} is very high: the loss saturates after a small change in log-ratios, so learning stops early",
                     "start from beta = 0.1; lower it if the preferences are learnt too slowly",
                 )
             )
@@ -96,12 +100,15 @@ def _check_config(config, regime: str | None) -> list[Finding]:
 
 
 def _check_dataset(dataset, tokenizer) -> list[Finding]:
-    from dpo_course.data import PreferenceDataError, validate_preference_dataset
+    from dpo_course.data.tokenize import PreferenceDataError
+    from dpo_course.data.validate import validate_preference_dataset
 
     if dataset is None:
         return []
     if len(dataset) == 0:
-        return [Finding("error", "dataset", "the dataset has no rows", "load or build the preference pairs first")]
+        return [
+            Finding("error", "dataset", "the dataset has no rows", "load or build the preference pairs first")
+        ]
     try:
         report = validate_preference_dataset(dataset, raise_on_fatal=False, tokenizer=tokenizer)
     except PreferenceDataError as err:  # pragma: no cover - raise_on_fatal=False should not raise

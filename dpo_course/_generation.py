@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from dpo_course.utils import seed_everything
+from dpo_course._device import seed_everything
 
 
 def _check_prompts(prompts: Sequence[str]) -> list[str]:

@@ -6,7 +6,7 @@ Taught in 03_training_with_trl (the same settings, by hand, in a notebook) and u
 
     dpo-course train --max-steps 20                                   # the toy world, this machine
     dpo-course train --config configs/dpo_toy.yaml --beta 0.2 --lora  # a file, two fields overridden
-    accelerate launch --config_file configs/accelerate_ddp.yaml -m dpo_course.train_trl \\
+    accelerate launch --config_file configs/accelerate_ddp.yaml -m dpo_course.train.trl_command \\
         --config configs/dpo_qwen_ultrafeedback.yaml                 # a real model on several GPUs
 
 Precedence: the dataclass defaults, then the YAML file, then the flags. Any other `DPOConfig`
@@ -40,44 +40,100 @@ DEFAULT_LR = {(True, False): 1e-4, (True, True): 1e-3, (False, False): 5e-7, (Fa
 class TrainTRLConfig:
     """What ``dpo-course train`` runs. Taught in 03_training_with_trl."""
 
-    model: str = field(default=TOY, metadata={"help": "'toy' (the toy SFT model), a model folder or a hub id. Start from an SFT model."})
-    dataset: str = field(default=TOY, metadata={"help": "'toy', a local .json/.jsonl file, or a hub dataset id."})
-    split: str = field(default="train", metadata={"help": "Training split (hub datasets and 'toy'; a local file is one split)."})
-    eval_split: str | None = field(default=None, metadata={"help": "Split to evaluate on every eval_steps, e.g. 'test' for the toy world."})
+    model: str = field(
+        default=TOY,
+        metadata={"help": "'toy' (the toy SFT model), a model folder or a hub id. Start from an SFT model."},
+    )
+    dataset: str = field(
+        default=TOY, metadata={"help": "'toy', a local .json/.jsonl file, or a hub dataset id."}
+    )
+    split: str = field(
+        default="train",
+        metadata={"help": "Training split (hub datasets and 'toy'; a local file is one split)."},
+    )
+    eval_split: str | None = field(
+        default=None,
+        metadata={"help": "Split to evaluate on every eval_steps, e.g. 'test' for the toy world."},
+    )
     max_rows: int | None = field(default=None, metadata={"help": "Keep only the first N training rows."})
-    loss_type: str = field(default="sigmoid", metadata={"help": f"TRL DPO loss; combine with commas, e.g. 'sigmoid,sft'. One of {TRL_LOSS_TYPES}."})
-    beta: float = field(default=0.1, metadata={"help": "KL strength: higher keeps the policy nearer the reference."})
-    learning_rate: float | None = field(default=None, metadata={"help": "AdamW lr; default 1e-4 toy, 5e-7 real model, x10 with LoRA."})
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the data (ignored when max_steps > 0)."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."})
+    loss_type: str = field(
+        default="sigmoid",
+        metadata={"help": f"TRL DPO loss; combine with commas, e.g. 'sigmoid,sft'. One of {TRL_LOSS_TYPES}."},
+    )
+    beta: float = field(
+        default=0.1, metadata={"help": "KL strength: higher keeps the policy nearer the reference."}
+    )
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "AdamW lr; default 1e-4 toy, 5e-7 real model, x10 with LoRA."}
+    )
+    epochs: float = field(
+        default=1.0, metadata={"help": "Passes over the data (ignored when max_steps > 0)."}
+    )
+    max_steps: int = field(
+        default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."}
+    )
     batch_size: int = field(default=8, metadata={"help": "Pairs per device per micro-batch."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    max_length: int | None = field(default=512, metadata={"help": "Prompt + response tokens (TRL 1.16 has no max_prompt_length)."})
-    lora: bool = field(default=False, metadata={"help": "Train a LoRA adapter; the reference is the base model with it off."})
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Micro-batches per optimizer step."}
+    )
+    max_length: int | None = field(
+        default=512, metadata={"help": "Prompt + response tokens (TRL 1.16 has no max_prompt_length)."}
+    )
+    lora: bool = field(
+        default=False, metadata={"help": "Train a LoRA adapter; the reference is the base model with it off."}
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scale numerator (the update is alpha/r * B A)."})
+    lora_alpha: int = field(
+        default=32, metadata={"help": "LoRA scale numerator (the update is alpha/r * B A)."}
+    )
     lora_dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: str = field(default="all-linear", metadata={"help": "'all-linear' or comma-separated module names."})
-    output_dir: str = field(default="runs/dpo", metadata={"help": "Where the model (or adapter) and the logs go."})
+    lora_target_modules: str = field(
+        default="all-linear", metadata={"help": "'all-linear' or comma-separated module names."}
+    )
+    output_dir: str = field(
+        default="runs/dpo", metadata={"help": "Where the model (or adapter) and the logs go."}
+    )
     seed: int = field(default=0, metadata={"help": "Seeds shuffling, adapter init and everything else."})
     logging_steps: int = field(default=10, metadata={"help": "Log every N optimizer steps."})
     eval_steps: int = field(default=50, metadata={"help": "Evaluate every N steps when eval_split is set."})
-    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; default: on for a CUDA GPU that supports it, off otherwise."})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward (TRL's default is True)."})
-    precompute_ref_log_probs: bool = field(default=False, metadata={"help": "Score the reference once up front; no reference model in memory."})
-    save: bool = field(default=True, metadata={"help": "Save the final model (or adapter) and tokenizer to output_dir."})
-    dpo_args: dict = field(default_factory=dict, metadata={"help": "Any other DPOConfig field, by its TRL 1.16 name."})
+    bf16: bool | None = field(
+        default=None,
+        metadata={
+            "help": "bf16 mixed precision; default: on for a CUDA GPU that supports it, off otherwise."
+        },
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute activations in backward (TRL's default is True)."}
+    )
+    precompute_ref_log_probs: bool = field(
+        default=False, metadata={"help": "Score the reference once up front; no reference model in memory."}
+    )
+    save: bool = field(
+        default=True, metadata={"help": "Save the final model (or adapter) and tokenizer to output_dir."}
+    )
+    dpo_args: dict = field(
+        default_factory=dict, metadata={"help": "Any other DPOConfig field, by its TRL 1.16 name."}
+    )
 
     def __post_init__(self) -> None:
         losses = self.loss_types
         bad = [t for t in losses if t not in TRL_LOSS_TYPES]
         if not losses or bad:
-            raise ValueError(f"loss_type: unknown {bad or self.loss_type!r}; TRL 1.16's DPOTrainer knows {TRL_LOSS_TYPES}")
+            raise ValueError(
+                f"loss_type: unknown {bad or self.loss_type!r}; TRL 1.16's DPOTrainer knows {TRL_LOSS_TYPES}"
+            )
         if not self.beta > 0:
             raise ValueError(f"beta must be > 0, got {self.beta}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("batch_size", "gradient_accumulation_steps", "lora_r", "lora_alpha", "logging_steps", "eval_steps"):
+        for name in (
+            "batch_size",
+            "gradient_accumulation_steps",
+            "lora_r",
+            "lora_alpha",
+            "logging_steps",
+            "eval_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_steps <= 0 and not self.epochs > 0:
@@ -85,7 +141,9 @@ class TrainTRLConfig:
         if self.max_length is not None and self.max_length < 2:
             raise ValueError(f"max_length must be >= 2 or None, got {self.max_length}")
         if not isinstance(self.dpo_args, dict):
-            raise TypeError(f"dpo_args must be a mapping of DPOConfig fields, got {type(self.dpo_args).__name__}")
+            raise TypeError(
+                f"dpo_args must be a mapping of DPOConfig fields, got {type(self.dpo_args).__name__}"
+            )
         check_dpo_args(self.dpo_args)
 
     @property
@@ -147,7 +205,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     unknown = sorted(set(values) - names)
     if unknown:
         where = f" in {path}" if path else ""
-        raise ValueError(f"unknown option(s){where}: {unknown}; known: {sorted(names)} (other DPOConfig fields go under dpo_args)")
+        raise ValueError(
+            f"unknown option(s){where}: {unknown}; known: {sorted(names)} (other DPOConfig fields go under dpo_args)"
+        )
     return TrainTRLConfig(**values)
 
 
@@ -189,7 +249,7 @@ def load_preference_data(spec: str, split: str, *, max_rows: int | None = None, 
     first = ds[0]
     standard = all(isinstance(first.get(k), str) for k in ("prompt", "chosen", "rejected"))
     if standard and tokenizer is not None and getattr(tokenizer, "chat_template", None):
-        from dpo_course.data import to_conversational
+        from dpo_course.data.formats import to_conversational
 
         ds = ds.map(to_conversational, desc="Converting to conversational format")
     return ds
@@ -238,7 +298,9 @@ def build_peft_config(config: TrainTRLConfig):
     from peft import LoraConfig
 
     targets = config.lora_target_modules
-    target_modules = targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+    target_modules = (
+        targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()]
+    )
     return LoraConfig(
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=target_modules, task_type="CAUSAL_LM",
@@ -255,7 +317,9 @@ def train(config: TrainTRLConfig):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     args = build_dpo_config(config)
-    train_ds = load_preference_data(config.dataset, config.split, max_rows=config.max_rows, tokenizer=tokenizer)
+    train_ds = load_preference_data(
+        config.dataset, config.split, max_rows=config.max_rows, tokenizer=tokenizer
+    )
     eval_ds = None
     if config.eval_split:
         eval_ds = load_preference_data(config.dataset, config.eval_split, tokenizer=tokenizer)
@@ -279,7 +343,10 @@ def train(config: TrainTRLConfig):
         (out / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
         (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1))
     last = f"{losses[-1]:.4f}" if losses else "n/a"
-    print(f"\n[rank {acc.process_index}/{acc.num_processes}] finished {trainer.state.global_step} steps; last logged loss {last}", flush=True)
+    print(
+        f"\n[rank {acc.process_index}/{acc.num_processes}] finished {trainer.state.global_step} steps; last logged loss {last}",
+        flush=True,
+    )
     return trainer
 
 
@@ -318,7 +385,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file of options (see configs/dpo_toy.yaml)")
     p.add_argument("--dpo-arg", action="append", default=[], type=_parse_dpo_arg, metavar="NAME=VALUE",
                    help="any other DPOConfig field, e.g. --dpo-arg warmup_steps=10 (repeatable)")  # fmt: skip
-    p.add_argument("--dry-run", action="store_true", help="validate and print the config, then stop (loads nothing)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and print the config, then stop (loads nothing)"
+    )
     hints = typing.get_type_hints(TrainTRLConfig)
     for f in dataclasses.fields(TrainTRLConfig):
         if f.name == "dpo_args":
@@ -332,7 +401,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``dpo-course train`` and ``python -m dpo_course.train_trl``; returns an exit code."""
+    """Entry point of ``dpo-course train`` and ``python -m dpo_course.train.trl_command``; returns an exit code."""
     args = vars(parser().parse_args(argv))
     path, dry_run = args.pop("config"), args.pop("dry_run")
     dpo_args = dict(args.pop("dpo_arg"))
@@ -345,8 +414,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if dry_run:
         dpo = build_dpo_config(config)
-        shown = {k: getattr(dpo, k) for k in ("learning_rate", "beta", "loss_type", "max_length", "bf16", "gradient_checkpointing")}
-        print(json.dumps({"config": dataclasses.asdict(config), "model_path": model_path(config), "dpo_config": shown}, indent=1, default=str))
+        shown = {
+            k: getattr(dpo, k)
+            for k in ("learning_rate", "beta", "loss_type", "max_length", "bf16", "gradient_checkpointing")
+        }
+        print(
+            json.dumps(
+                {"config": dataclasses.asdict(config), "model_path": model_path(config), "dpo_config": shown},
+                indent=1,
+                default=str,
+            )
+        )
         return 0
     train(config)
     return 0

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from dpo_course.data import PreferenceCollator, tokenize_dataset
-from dpo_course.logprobs import concatenated_forward
+from dpo_course._device import get_device, seed_everything
+from dpo_course.data.tokenize import PreferenceCollator, tokenize_dataset
+from dpo_course.logprobs.forward import concatenated_forward
 from dpo_course.losses import LOSSES
-from dpo_course.utils import get_device, seed_everything
 
 # loss_type -> (needs a reference model, log-probs averaged over tokens rather than summed).
 # IPO is averaged because TRL feeds it averaged log-probs; SimPO and ORPO are length-normalised.
@@ -34,25 +34,47 @@ LOSS_SPECS = {
 class DPOTrainConfig:
     """Everything `train_dpo` needs to know; validated on creation. Taught in 03_training_with_trl."""
 
-    beta: float = field(default=0.1, metadata={"help": "KL strength: higher keeps the policy nearer the reference."})
+    beta: float = field(
+        default=0.1, metadata={"help": "KL strength: higher keeps the policy nearer the reference."}
+    )
     loss_type: str = field(default="sigmoid", metadata={"help": f"one of {sorted(LOSS_SPECS)}"})
-    label_smoothing: float = field(default=0.0, metadata={"help": "cDPO's label noise e (sigmoid loss only), in [0, 0.5)."})
+    label_smoothing: float = field(
+        default=0.0, metadata={"help": "cDPO's label noise e (sigmoid loss only), in [0, 0.5)."}
+    )
     simpo_gamma: float = field(default=1.0, metadata={"help": "SimPO's target margin gamma."})
     orpo_lambda: float = field(default=0.1, metadata={"help": "ORPO's weight on the odds-ratio term."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate (toy model, full fine-tuning; real models use ~5e-7..5e-6)."})
+    learning_rate: float = field(
+        default=1e-4,
+        metadata={"help": "AdamW learning rate (toy model, full fine-tuning; real models use ~5e-7..5e-6)."},
+    )
     epochs: int = field(default=2, metadata={"help": "Passes over the preference pairs."})
-    batch_size: int = field(default=16, metadata={"help": "Pairs per micro-batch (2x rows in the forward pass)."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    max_length: int = field(default=128, metadata={"help": "Prompt + response tokens; responses are truncated to fit."})
+    batch_size: int = field(
+        default=16, metadata={"help": "Pairs per micro-batch (2x rows in the forward pass)."}
+    )
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Micro-batches per optimizer step."}
+    )
+    max_length: int = field(
+        default=128, metadata={"help": "Prompt + response tokens; responses are truncated to fit."}
+    )
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    lr_scheduler: str = field(default="linear", metadata={"help": "'linear' decay to 0 (TRL's default) or 'constant'."})
-    seed: int = field(default=0, metadata={"help": "Seeds shuffling and everything else: same seed, same run."})
-    device: str | None = field(default=None, metadata={"help": "'cpu', 'cuda', 'mps' or None for get_device()."})
-    precompute_ref_logps: bool = field(
-        default=True, metadata={"help": "Score the reference once before training, so no second model sits in memory."}
+    lr_scheduler: str = field(
+        default="linear", metadata={"help": "'linear' decay to 0 (TRL's default) or 'constant'."}
     )
-    fused: bool = field(default=False, metadata={"help": "Use fused log-probs (never holds the (B, T, V) logits)."})
+    seed: int = field(
+        default=0, metadata={"help": "Seeds shuffling and everything else: same seed, same run."}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "'cpu', 'cuda', 'mps' or None for get_device()."}
+    )
+    precompute_ref_logps: bool = field(
+        default=True,
+        metadata={"help": "Score the reference once before training, so no second model sits in memory."},
+    )
+    fused: bool = field(
+        default=False, metadata={"help": "Use fused log-probs (never holds the (B, T, V) logits)."}
+    )
     progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar."})
 
     def __post_init__(self) -> None:
@@ -86,7 +108,14 @@ def compute_loss(config: DPOTrainConfig, policy_chosen, policy_rejected, ref_cho
     """Per-example losses and the implicit rewards to log, from ``LOSSES[config.loss_type]``."""
     fn = LOSSES[config.loss_type]
     if config.loss_type == "sigmoid":
-        return fn(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta=config.beta, label_smoothing=config.label_smoothing)
+        return fn(
+            policy_chosen,
+            policy_rejected,
+            ref_chosen,
+            ref_rejected,
+            beta=config.beta,
+            label_smoothing=config.label_smoothing,
+        )
     if config.loss_type in ("ipo", "hinge"):
         return fn(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta=config.beta)
     if config.loss_type == "simpo":
@@ -102,7 +131,10 @@ def reference_logps(model, batches, config: DPOTrainConfig) -> list[tuple[torch.
     was_training = model.training
     model.eval()
     out = [
-        tuple(t.detach() for t in concatenated_forward(model, b, average=config.average_logps, fused=config.fused))
+        tuple(
+            t.detach()
+            for t in concatenated_forward(model, b, average=config.average_logps, fused=config.fused)
+        )
         for b in batches
     ]
     model.train(was_training)
@@ -141,7 +173,10 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
 
     def batches_for(order):
         for start in range(0, len(order), config.batch_size):
-            yield {k: v.to(device) for k, v in collate([features[i] for i in order[start : start + config.batch_size]]).items()}
+            yield {
+                k: v.to(device)
+                for k, v in collate([features[i] for i in order[start : start + config.batch_size]]).items()
+            }
 
     # Reference log-probs, keyed by row index, so shuffling cannot mismatch them.
     ref_model = None
@@ -152,12 +187,16 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
         if config.precompute_ref_logps:
             plain = list(range(len(features)))
             chunks = [plain[s : s + config.batch_size] for s in range(0, len(plain), config.batch_size)]
-            scored = reference_logps(reference if reference is not None else policy, batches_for(plain), config)
+            scored = reference_logps(
+                reference if reference is not None else policy, batches_for(plain), config
+            )
             for idx, (rc, rr) in zip(chunks, scored):
                 for j, i in enumerate(idx):
                     ref_cache[i] = (rc[j], rr[j])
         else:
-            ref_model = reference if reference is not None else copy.deepcopy(policy).eval().requires_grad_(False)
+            ref_model = (
+                reference if reference is not None else copy.deepcopy(policy).eval().requires_grad_(False)
+            )
 
     opt = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     micro_per_epoch = math.ceil(len(features) / config.batch_size)
@@ -169,7 +208,9 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
 
     history: list[dict[str, float]] = []
     policy.train()
-    bar = tqdm(total=total_steps, desc=f"DPO ({config.loss_type})", disable=not config.progress, mininterval=1.0)
+    bar = tqdm(
+        total=total_steps, desc=f"DPO ({config.loss_type})", disable=not config.progress, mininterval=1.0
+    )
     step, micro, acc = 0, 0, []
     for epoch, order in enumerate(epochs_order):
         for b_start, batch in zip(range(0, len(order), config.batch_size), batches_for(order)):
@@ -179,7 +220,9 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
             if config.needs_reference:
                 if ref_model is not None:
                     with torch.no_grad():
-                        rc, rr = concatenated_forward(ref_model, batch, average=config.average_logps, fused=config.fused)
+                        rc, rr = concatenated_forward(
+                            ref_model, batch, average=config.average_logps, fused=config.fused
+                        )
                 else:
                     rc = torch.stack([ref_cache[i][0] for i in idx])
                     rr = torch.stack([ref_cache[i][1] for i in idx])
@@ -215,7 +258,9 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
             history.append(record)
             acc = []
             bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", margin=f"{record['rewards/margins']:.2f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{record['loss']:.3f}", margin=f"{record['rewards/margins']:.2f}", refresh=False
+            )
     bar.close()
     policy.eval()
     return policy, history

@@ -1,6 +1,6 @@
 """One source, two notebooks: make the student notebooks in ``notebooks/`` from ``solutions/``.
 
-Run ``python -m dpo_course.authoring`` to regenerate, ``--check`` to fail when they have drifted
+Run ``python -m dpo_course.course.authoring`` to regenerate, ``--check`` to fail when they have drifted
 (the test suite runs it). Solutions mark the code a learner writes:
 
     def pi_star(...):
@@ -23,7 +23,7 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:\s+stub:\s*(?P<stub>.+))?\s*$")
 END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 MD_SOLUTION = re.compile(r"<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->", re.S)
@@ -36,7 +36,8 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "dpo-course @ git+{REPO_URL}"], check=True)"""
+    course = "dpo-course @ git+{REPO_URL}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", course], check=True)"""
 MD_STUB = "*Write your answer here.*"
 BRANCH = "main"
 # The first cell of every notebook: "Open in Colab" and "launch Binder" badges for that very file. `sync`
@@ -65,7 +66,12 @@ def badges_markdown(folder: str, name: str) -> str:
 
 def badge_cell(folder: str, name: str) -> dict:
     """The tagged markdown cell holding `folder/name`'s badges."""
-    return {"cell_type": "markdown", "id": BADGE_TAG, "metadata": {"tags": [BADGE_TAG]}, "source": badges_markdown(folder, name)}
+    return {
+        "cell_type": "markdown",
+        "id": BADGE_TAG,
+        "metadata": {"tags": [BADGE_TAG]},
+        "source": badges_markdown(folder, name),
+    }
 
 
 def _is_badge_cell(cell: dict) -> bool:
@@ -153,7 +159,9 @@ def sync(root: Path = ROOT, check: bool = False) -> list[str]:
         if any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"):
             problems.append(f"{path.relative_to(root)} has outputs: commit notebooks without outputs")
         if check and not has_badges(nb, "solutions", path.name):
-            problems.append(f"{path.relative_to(root)}: the first cell must be its badge cell: run python -m dpo_course.authoring")
+            problems.append(
+                f"{path.relative_to(root)}: the first cell must be its badge cell: run python -m dpo_course.course.authoring"
+            )
         nb = with_badges(nb, "solutions", path.name)
         try:
             text = dumps(with_badges(to_student(nb, path.name), "notebooks", path.name))
@@ -166,7 +174,9 @@ def sync(root: Path = ROOT, check: bool = False) -> list[str]:
         target = root / "notebooks" / path.name
         if check:
             if not target.exists():
-                problems.append(f"notebooks/{path.name} is missing: run python -m dpo_course.authoring")
+                problems.append(
+                    f"notebooks/{path.name} is missing: run python -m dpo_course.course.authoring"
+                )
             elif target.read_text() != text:
                 problems.append(f"notebooks/{path.name} differs from what solutions/{path.name} generates")
         else:
@@ -188,10 +198,14 @@ def from_percent(text: str) -> dict:
             return
         body = "\n".join(lines).strip("\n")
         if kind == "markdown":
-            body = "\n".join(line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.split("\n"))
+            body = "\n".join(
+                line[2:] if line.startswith("# ") else line.lstrip("#") for line in body.split("\n")
+            )
             cells.append({"cell_type": "markdown", "metadata": {}, "source": body})
         else:
-            cells.append({"cell_type": "code", "metadata": {}, "source": body, "outputs": [], "execution_count": None})
+            cells.append(
+                {"cell_type": "code", "metadata": {}, "source": body, "outputs": [], "execution_count": None}
+            )
 
     for line in text.split("\n"):
         if line.startswith("# %%"):
@@ -213,8 +227,12 @@ def from_percent(text: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Make the student notebooks from the solutions.")
-    parser.add_argument("--check", action="store_true", help="fail if notebooks/ differs from what solutions/ makes")
-    parser.add_argument("--from-percent", nargs=2, metavar=("SRC", "DEST"), help="convert a # %% script to a notebook")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if notebooks/ differs from what solutions/ makes"
+    )
+    parser.add_argument(
+        "--from-percent", nargs=2, metavar=("SRC", "DEST"), help="convert a # %% script to a notebook"
+    )
     args = parser.parse_args(argv)
     if args.from_percent:
         src, dest = map(Path, args.from_percent)

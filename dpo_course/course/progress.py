@@ -89,14 +89,25 @@ def run_notebook(path: Path, *, timeout: int = 600, progress_bar: bool = True) -
     report = NotebookProgress(path.name)
     code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", allow_errors=True, resources={"metadata": {"path": str(path.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "progress.jsonl"
         # Strict mode would make a wrong answer raise; the learner's kernel draws nothing on screen.
         with _environ(**{PROGRESS_LOG_ENV: str(log), "DPO_COURSE_STRICT": "0", "MPLBACKEND": "Agg"}):
-            bar = tqdm(total=len(code), desc=path.name, unit="cell", leave=False, disable=not progress_bar, file=sys.stderr)
+            bar = tqdm(
+                total=len(code),
+                desc=path.name,
+                unit="cell",
+                leave=False,
+                disable=not progress_bar,
+                file=sys.stderr,
+            )
             try:
                 with client.setup_kernel():
                     for index, cell in code:
@@ -104,7 +115,9 @@ def run_notebook(path: Path, *, timeout: int = 600, progress_bar: bool = True) -
                         bar.update(1)
                         for out in cell.get("outputs", []):
                             if out.get("output_type") == "error":
-                                report.cell_errors.append(f"cell {index}: {out.get('ename')}: {out.get('evalue', '')}"[:200])
+                                report.cell_errors.append(
+                                    f"cell {index}: {out.get('ename')}: {out.get('evalue', '')}"[:200]
+                                )
             except Exception as exc:  # a timeout or a dead kernel: report it, keep the verdicts so far
                 report.failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else ''}"
             finally:
@@ -132,7 +145,9 @@ def render(reports: list[NotebookProgress]) -> str:
         if r.failure:
             lines.append(f"  ⚠️  the run stopped: {r.failure}")
     total = sum(len(r.exercises) for r in reports)
-    lines.append(f"\nTotal: {sum(r.passed for r in reports)}/{total} exercises pass in {len(reports)} notebook(s).")
+    lines.append(
+        f"\nTotal: {sum(r.passed for r in reports)}/{total} exercises pass in {len(reports)} notebook(s)."
+    )
     return "\n".join(lines)
 
 
@@ -145,9 +160,15 @@ def select_notebooks(folder: Path, wanted: list[str] | None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dpo-course progress", description="Which exercises of your notebooks pass.")
-    parser.add_argument("folder", nargs="?", type=Path, default=Path("notebooks"), help="your notebooks (default: notebooks/)")
-    parser.add_argument("--notebooks", nargs="+", metavar="NN", help="only these notebooks, by number or name prefix")
+    parser = argparse.ArgumentParser(
+        prog="dpo-course progress", description="Which exercises of your notebooks pass."
+    )
+    parser.add_argument(
+        "folder", nargs="?", type=Path, default=Path("notebooks"), help="your notebooks (default: notebooks/)"
+    )
+    parser.add_argument(
+        "--notebooks", nargs="+", metavar="NN", help="only these notebooks, by number or name prefix"
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds one cell may run (default 600)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -156,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     paths = select_notebooks(args.folder, args.notebooks)
     if not paths:
-        print(f"no notebooks in {args.folder}" + (f" match {args.notebooks}" if args.notebooks else ""), file=sys.stderr)
+        print(
+            f"no notebooks in {args.folder}" + (f" match {args.notebooks}" if args.notebooks else ""),
+            file=sys.stderr,
+        )
         return 2
     reports = [run_notebook(p, timeout=args.timeout, progress_bar=not args.no_progress) for p in paths]
     print(render(reports))

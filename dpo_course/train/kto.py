@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from dpo_course.data import PreferenceCollator, PreferenceDataError, prompt_ids, response_ids
-from dpo_course.logprobs import sequence_logps
+from dpo_course._device import get_device, seed_everything
+from dpo_course.data.tokenize import PreferenceCollator, PreferenceDataError, prompt_ids, response_ids
+from dpo_course.logprobs.sequence import sequence_logps
 from dpo_course.losses import kto_loss
-from dpo_course.utils import get_device, seed_everything
 
 
 def unpair(dataset, *, seed: int = 0) -> list[dict]:
@@ -43,11 +43,17 @@ class KTOTrainConfig:
 
     beta: float = field(default=0.1, metadata={"help": "KL strength, as in DPO."})
     desirable_weight: float = field(default=1.0, metadata={"help": "lambda_D, the weight of desirable rows."})
-    undesirable_weight: float = field(default=1.0, metadata={"help": "lambda_U, the weight of undesirable rows."})
+    undesirable_weight: float = field(
+        default=1.0, metadata={"help": "lambda_U, the weight of undesirable rows."}
+    )
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
     epochs: int = field(default=2, metadata={"help": "Passes over the rows."})
-    batch_size: int = field(default=32, metadata={"help": "Rows per step (a DPO batch of 16 pairs holds 32 completions)."})
-    max_length: int = field(default=128, metadata={"help": "Prompt + completion tokens; completions are truncated."})
+    batch_size: int = field(
+        default=32, metadata={"help": "Rows per step (a DPO batch of 16 pairs holds 32 completions)."}
+    )
+    max_length: int = field(
+        default=128, metadata={"help": "Prompt + completion tokens; completions are truncated."}
+    )
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
     lr_scheduler: str = field(default="linear", metadata={"help": "'linear' decay to 0 or 'constant'."})
     seed: int = field(default=0, metadata={"help": "Seeds the shuffling."})
@@ -64,7 +70,9 @@ class KTOTrainConfig:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.batch_size < 2:
-            raise ValueError("batch_size must be >= 2: the KL estimate pairs each row with another row's completion")
+            raise ValueError(
+                "batch_size must be >= 2: the KL estimate pairs each row with another row's completion"
+            )
         if self.lr_scheduler not in ("linear", "constant"):
             raise ValueError(f"lr_scheduler must be 'linear' or 'constant', got {self.lr_scheduler!r}")
 
@@ -74,12 +82,18 @@ def _tokenize(tokenizer, rows, max_length: int) -> list[tuple[list[int], list[in
     for i, row in enumerate(rows):
         for key in ("prompt", "completion"):
             if not isinstance(row.get(key), str) or not row[key].strip():
-                raise PreferenceDataError(f"row {i}, field {key!r}: expected a non-empty str, got {row.get(key)!r}")
+                raise PreferenceDataError(
+                    f"row {i}, field {key!r}: expected a non-empty str, got {row.get(key)!r}"
+                )
         if not isinstance(row.get("label"), bool):
-            raise PreferenceDataError(f"row {i}, field 'label': expected True or False, got {row.get('label')!r}")
+            raise PreferenceDataError(
+                f"row {i}, field 'label': expected True or False, got {row.get('label')!r}"
+            )
         p = prompt_ids(tokenizer, row["prompt"])
         if len(p) >= max_length:
-            raise PreferenceDataError(f"row {i}, field 'prompt': {len(p)} tokens leave no room within max_length={max_length}")
+            raise PreferenceDataError(
+                f"row {i}, field 'prompt': {len(p)} tokens leave no room within max_length={max_length}"
+            )
         out.append((p, response_ids(tokenizer, row["completion"])[: max_length - len(p)], row["label"]))
     return out
 
@@ -122,7 +136,9 @@ def train_kto(policy, tokenizer, dataset, config: KTOTrainConfig | None = None):
     for epoch, order in enumerate(orders):
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
-            if len(idx) < 2:  # a lone last row has no partner for the KL estimate: fold it into the next epoch
+            if (
+                len(idx) < 2
+            ):  # a lone last row has no partner for the KL estimate: fold it into the next epoch
                 continue
             # (prompt_k, completion_{k-1}): TRL's cycling of completions within the batch
             feats = [
@@ -134,7 +150,9 @@ def train_kto(policy, tokenizer, dataset, config: KTOTrainConfig | None = None):
             desirable = torch.tensor([rows[i][2] for i in idx], device=device)  # (B,)
             with torch.no_grad():
                 ref_logps = _logps(reference, batch, slice(0, B))
-                kl = (_logps(policy, batch, slice(B, 2 * B)) - _logps(reference, batch, slice(B, 2 * B))).mean()
+                kl = (
+                    _logps(policy, batch, slice(B, 2 * B)) - _logps(reference, batch, slice(B, 2 * B))
+                ).mean()
             logps = _logps(policy, batch, slice(0, B))  # (B,) with gradients
             losses, rewards = kto_loss(
                 logps, ref_logps, desirable, kl, beta=config.beta,
@@ -142,7 +160,9 @@ def train_kto(policy, tokenizer, dataset, config: KTOTrainConfig | None = None):
             )  # fmt: skip
             loss = losses.mean()
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"step {len(history) + 1}: the KTO loss is {loss.item()}; lower the learning rate")
+                raise FloatingPointError(
+                    f"step {len(history) + 1}: the KTO loss is {loss.item()}; lower the learning rate"
+                )
             loss.backward()
             if config.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)

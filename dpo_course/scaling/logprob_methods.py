@@ -1,7 +1,7 @@
 """Per-token log-prob implementations to compare: full logits, TRL's two, ours fused, and the floor.
 
 Taught in 09_scaling_up and timed by `benchmarks/logprob_bench.py` (with
-`dpo_course.profiling.time_and_memory`). Every method takes hidden states (N, H), an LM-head
+`dpo_course.scaling.time_and_memory`). Every method takes hidden states (N, H), an LM-head
 weight (V, H) and target ids (N,), and returns ``log softmax(hidden @ weight.T)[targets]`` (N,),
 differentiable in hidden and weight, except the floor, which returns no log-probs: it times the
 three matmuls that every method must do.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from dpo_course.logprobs import DEFAULT_CHUNK_SIZE, _FusedTokenLogps
+from dpo_course.logprobs import fused_token_logps
 
 
 class _Floor(torch.autograd.Function):
@@ -86,7 +86,7 @@ def fused_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tenso
 
     Taught in 09_scaling_up.
     """
-    return _FusedTokenLogps.apply(hidden, weight, targets, DEFAULT_CHUNK_SIZE)
+    return fused_token_logps(hidden, weight, targets)
 
 
 LOGPROB_METHODS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_course(out: Path, folder: Path = ROOT / "solutions", timeout: int = 600) -> int:
@@ -25,7 +25,9 @@ def run_course(out: Path, folder: Path = ROOT / "solutions", timeout: int = 600)
         nb = nbformat.read(path, as_version=4)
         start = time.time()
         try:
-            NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+            NotebookClient(
+                nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+            ).execute()
             status = "ok"
         except CellExecutionError as exc:
             failures += 1
@@ -49,14 +51,14 @@ def main(argv=None) -> int:
     if args.command == "course":
         return run_course(args.out, args.folder)
     if args.command == "doctor":
-        from dpo_course.doctor import main as doctor_main
+        from dpo_course.course.doctor import main as doctor_main
 
         return doctor_main(rest)
     if args.command == "progress":
-        from dpo_course.progress import main as progress_main
+        from dpo_course.course.progress import main as progress_main
 
         return progress_main(rest)
-    from dpo_course.train_trl import main as train_main
+    from dpo_course.train.trl_command import main as train_main
 
     return train_main(rest)
 

@@ -1,11 +1,7 @@
-"""Per-sequence log-probabilities of responses: the quantity every preference loss is built from.
+"""Fused per-token log-probs from hidden states and the LM head, never holding the (N, V) logits.
 
-Taught in 02_dpo_loss_from_scratch (`sequence_logps`, `concatenated_forward`) and 09_scaling_up
-(`fused_sequence_logps`). For a response y = (y_1..y_L) after a prompt x,
-
-    log pi(y | x) = sum_t log softmax(z_{t-1})[y_t],   z_{t-1} = the logits at the position before y_t
-
-summed over the response tokens only (the DPO paper), or averaged over them (SimPO, ORPO).
+Taught in 09_scaling_up. The vocabulary is tiled; each tile's logits are made, folded into a running
+log-sum-exp and dropped; backward recomputes them tile by tile (Triton kernels on CUDA, torch elsewhere).
 """
 
 from __future__ import annotations
@@ -14,6 +10,8 @@ import importlib.util
 import warnings
 
 import torch
+
+from dpo_course.logprobs.sequence import _check_float, _check_ids_and_mask, _shape
 
 # Tokens per chunk in `fused_sequence_logps`. A DPO micro-batch rarely scores more than 8192
 # response tokens, and with a single token chunk the lm_head gradient of each vocabulary tile is
@@ -26,65 +24,7 @@ TILE_ELEMENTS = 2**25
 # torch.mm(..., out_dtype=torch.float32) from bf16/fp16 operands: CUDA only, torch >= 2.8
 _MM_OUT_DTYPE = hasattr(torch.ops.aten.mm, "dtype_out")
 _TRITON = importlib.util.find_spec("triton") is not None
-_BATCH_KEYS = ("input_ids", "attention_mask", "completion_mask")
-
-
-def _shape(t) -> tuple[int, ...] | str:
-    return tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-
-
-def _check_float(name: str, t, ndim: int, layout: str) -> None:
-    if not isinstance(t, torch.Tensor) or t.dim() != ndim or not t.dtype.is_floating_point:
-        dtype = f", dtype {t.dtype}" if isinstance(t, torch.Tensor) else ""
-        raise ValueError(f"{name} must be a float tensor {layout}, got {_shape(t)}{dtype}")
-
-
-def _check_ids_and_mask(input_ids, completion_mask, B: int, T: int, V: int, source: str) -> None:
-    """Raise a ValueError that names the argument when ids or mask do not fit (B, T) and [0, V)."""
-    for name, t in (("input_ids", input_ids), ("completion_mask", completion_mask)):
-        if not isinstance(t, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor (B, T), got {type(t).__name__}")
-        if _shape(t) != (B, T):
-            raise ValueError(f"{name} must be (B, T) = {(B, T)} to match {source}, got shape {_shape(t)}")
-    if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
-        raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-    if input_ids.numel() and bool(((input_ids < 0) | (input_ids >= V)).any()):
-        raise ValueError(
-            f"input_ids must lie in [0, V) = [0, {V}); got values from {int(input_ids.min())} to {int(input_ids.max())}"
-        )
-
-
-def sequence_logps(
-    logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor, *, average: bool = False
-) -> torch.Tensor:
-    """Log-probability of each row's response under `logits`: (B, T, V), (B, T), (B, T) -> (B,).
-
-    Token t >= 1 is scored by ``logits[:, t - 1]`` where ``completion_mask[:, t] == 1``;
-    ``completion_mask[:, 0]`` has no logits before it and is ignored. With ``average=False``
-    (the DPO paper) this is ``sum_t m_t (z_{t-1}[y_t] - logsumexp(z_{t-1}))``; with
-    ``average=True`` (SimPO, ORPO) the sum is divided by ``sum_t m_t`` (a row with no scored token
-    gives 0). The log-softmax is taken at the target only (logit minus logsumexp), one row at a
-    time, so bf16 logits are upcast a (T, V) slice at a time, never as a second (B, T, V) copy.
-    Returns float32 (float64 for float64 logits).
-
-    Taught in 02_dpo_loss_from_scratch.
-    """
-    _check_float("logits", logits, 3, "(B, T, V)")
-    B, T, V = logits.shape
-    if B == 0 or V == 0:
-        raise ValueError(f"logits must have B >= 1 rows and V >= 1 classes, got shape {(B, T, V)}")
-    _check_ids_and_mask(input_ids, completion_mask, B, T, V, f"logits (B, T, V) = {(B, T, V)}")
-    acc = torch.promote_types(logits.dtype, torch.float32)
-    targets = input_ids[:, 1:].long()  # (B, T-1): position t-1 predicts token t
-    scored = completion_mask[:, 1:] != 0  # (B, T-1)
-    # gather reads logits[:, :T-1] through a (B, T-1, 1) index; slicing logits first would cost a
-    # (B, T, V) zero-filled gradient in backward. The last position's logsumexp is computed and dropped.
-    target_logits = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).to(acc)  # (B, T-1)
-    lse = torch.stack([torch.logsumexp(row.to(acc), dim=-1) for row in logits])[:, :-1]  # (B, T-1)
-    token_logps = torch.where(scored, target_logits - lse, 0.0)  # (B, T-1); where, not *: no inf * 0
-    total = token_logps.sum(-1)  # (B,)
-    return total / scored.sum(-1).clamp(min=1) if average else total
-
+_TRITON_OK = [_TRITON]  # cleared, with a warning, if a kernel ever fails to build or launch
 
 # ----------------------------------------------------------------------------------------------
 # Fused lm_head + log-softmax: tiles of logits are made, folded and dropped, never all at once.
@@ -127,9 +67,6 @@ if _TRITON:
         onehot = (cols + v0) == tl.load(targets_ptr + row)
         grad = tl.load(g_ptr + row) * (onehot.to(tl.float32) - p)
         tl.store(out_ptr + row * out_stride + cols, grad.to(out_ptr.dtype.element_ty), mask=inside)
-
-
-_TRITON_OK = [_TRITON]  # cleared, with a warning, if a kernel ever fails to build or launch
 
 
 def _use_triton(tile: torch.Tensor) -> bool:
@@ -281,6 +218,20 @@ class _FusedTokenLogps(torch.autograd.Function):
         )
 
 
+def fused_token_logps(
+    hidden: torch.Tensor,
+    lm_head_weight: torch.Tensor,
+    targets: torch.Tensor,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> torch.Tensor:
+    """log softmax(hidden @ lm_head_weight.T)[n, targets[n]] for each of N tokens: (N, H), (V, H), (N,) -> (N,).
+
+    The (N, V) logits are never held: the vocabulary is tiled (see the module docstring) and backward
+    recomputes each tile. `fused_sequence_logps` sums these per completion; the benchmarks call this directly.
+    """
+    return _FusedTokenLogps.apply(hidden, lm_head_weight, targets, chunk_size)
+
+
 def fused_sequence_logps(
     hidden_states: torch.Tensor,
     lm_head_weight: torch.Tensor,
@@ -328,76 +279,9 @@ def fused_sequence_logps(
     b_idx, t_idx = scored.nonzero(as_tuple=True)  # (N,), (N,)
     hidden = hidden_states[b_idx, t_idx].to(dtype)  # (N, H): position t-1 predicts token t
     targets = input_ids[b_idx, t_idx + 1].long()  # (N,)
-    token_logps = _FusedTokenLogps.apply(hidden, lm_head_weight.to(dtype), targets, chunk_size)  # (N,)
+    token_logps = fused_token_logps(hidden, lm_head_weight.to(dtype), targets, chunk_size)  # (N,)
     total = token_logps.new_zeros(B).index_add(0, b_idx, token_logps)  # (B,)
     return total / scored.sum(-1).clamp(min=1) if average else total
 
 
 # ----------------------------------------------------------------------------------------------
-
-
-def _fused_head(model) -> tuple[torch.nn.Module, torch.Tensor] | None:
-    """(decoder, lm_head weight) when logits are exactly ``decoder(x) @ weight.T``, else None (warns)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT wraps the HF model
-    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
-    config = getattr(base, "config", None)
-    scaled = [
-        k
-        for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")
-        if getattr(config, k, None) not in (None, 1, 1.0)
-    ]
-    reason = None
-    if type(head) is not torch.nn.Linear:
-        reason = f"the output embedding is {type(head).__name__}, not a plain nn.Linear"
-    elif head.bias is not None:
-        reason = "the output embedding has a bias"
-    elif scaled:
-        reason = f"the model rescales its logits ({', '.join(scaled)})"
-    decoder = base.get_decoder() if hasattr(base, "get_decoder") else getattr(base, "model", None)
-    if reason is None and decoder is None:
-        reason = "the model has no get_decoder() or .model"
-    if reason is not None:
-        warnings.warn(
-            f"fused=True needs logits = hidden @ W.T, but {reason}; scoring with full logits instead.",
-            stacklevel=3,
-        )
-        return None
-    return decoder, head.weight
-
-
-def concatenated_forward(
-    model, batch: dict[str, torch.Tensor], *, average: bool = False, fused: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Score chosen and rejected responses in one forward pass over the stacked batch.
-
-    `batch` is a `PreferenceCollator` output: ``input_ids``, ``attention_mask`` and
-    ``completion_mask``, each (2B, T), rows ``[chosen; rejected]``. Returns
-    ``(chosen_logps, rejected_logps)``, each (B,), from `sequence_logps` (``average`` as there).
-    ``fused=True`` runs only the decoder and scores with `fused_sequence_logps`, so the (2B, T, V)
-    logits never exist; it falls back, with a warning, when the head is not a bias-free linear map.
-
-    Taught in 02_dpo_loss_from_scratch (fused: 09_scaling_up).
-    """
-    if not hasattr(batch, "keys") or any(k not in batch for k in _BATCH_KEYS):
-        have = sorted(batch.keys()) if hasattr(batch, "keys") else type(batch).__name__
-        missing = [k for k in _BATCH_KEYS if not hasattr(batch, "keys") or k not in batch]
-        raise ValueError(
-            f"batch is missing {missing}: expected keys {list(_BATCH_KEYS)} (a PreferenceCollator batch), got {have}"
-        )
-    input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-    if input_ids.dim() != 2 or input_ids.shape[0] == 0 or input_ids.shape[0] % 2:
-        raise ValueError(
-            f"batch['input_ids'] must be (2B, T) with rows [chosen; rejected], got shape {_shape(input_ids)}"
-        )
-    head = _fused_head(model) if fused else None
-    if head is not None:
-        decoder, weight = head
-        out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        hidden = out.last_hidden_state  # (2B, T, H)
-        logps = fused_sequence_logps(hidden, weight, input_ids, batch["completion_mask"], average=average)
-    else:
-        out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        logits = out.logits  # (2B, T, V)
-        logps = sequence_logps(logits, input_ids, batch["completion_mask"], average=average)
-    B = input_ids.shape[0] // 2
-    return logps[:B], logps[B:]

@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 Judge = Callable[[str, str, str], str]
 
 
-def round_robin_wins(prompt: str, responses: Sequence[str], judge: Judge, *, both_orders: bool = True) -> list[float]:
+def round_robin_wins(
+    prompt: str, responses: Sequence[str], judge: Judge, *, both_orders: bool = True
+) -> list[float]:
     """Points of each response in a round robin: 1 per win, 0.5 per tie, over every pair.
 
     With ``both_orders=True`` each pair is judged as (a, b) and as (b, a), so each response sits in
@@ -70,12 +72,20 @@ def judged_pairs(
             continue
         best, worst = picked
         rows.append(
-            {"prompt": prompt, "chosen": group[best], "rejected": group[worst], "wins": list(wins), "margin": wins[best] - wins[worst]}
+            {
+                "prompt": prompt,
+                "chosen": group[best],
+                "rejected": group[worst],
+                "wins": list(wins),
+                "margin": wins[best] - wins[worst],
+            }
         )
     return rows
 
 
-def tiered_sample(rows: Sequence[dict], weights: Mapping[str, float], *, tier_key: str = "tier", seed: int = 0) -> list[dict]:
+def tiered_sample(
+    rows: Sequence[dict], weights: Mapping[str, float], *, tier_key: str = "tier", seed: int = 0
+) -> list[dict]:
     """Resample rows by tier: weight 2 keeps every row twice, 0.5 keeps a random half, 0 drops the tier.
 
     A weight ``w`` keeps ``floor(w)`` copies of every row plus a seeded random

@@ -29,8 +29,12 @@ Which response is better? Judge correctness first, then helpfulness and concisio
 # Explicit forms first ("Response B", "answer: A", "B is better"), then a letter opening the answer.
 # Key words match in any case; the letter must be a capital (a lower-case "a" is the article).
 _EXPLICIT = [
-    re.compile(r"(?i:\b(?:response|answer|option|choice|verdict|winner)\s*(?:is\s*)?)[:=\-]?\s*[\(\[]?([AB])(?![A-Za-z0-9])"),
-    re.compile(r"(?<![A-Za-z0-9])([AB])[\)\]]?\s+(?i:(?:is|was)\s+(?:the\s+)?(?:better|best|preferred|superior|stronger))"),
+    re.compile(
+        r"(?i:\b(?:response|answer|option|choice|verdict|winner)\s*(?:is\s*)?)[:=\-]?\s*[\(\[]?([AB])(?![A-Za-z0-9])"
+    ),
+    re.compile(
+        r"(?<![A-Za-z0-9])([AB])[\)\]]?\s+(?i:(?:is|was)\s+(?:the\s+)?(?:better|best|preferred|superior|stronger))"
+    ),
 ]
 _LEADING = re.compile(r"^[\s\"'*`#>\-\(\[]*([AB])(?![A-Za-z0-9'])")
 _STANDALONE = re.compile(r"(?<![A-Za-z0-9'])([AB])(?![A-Za-z0-9'])")
@@ -71,7 +75,7 @@ _ARTICLE = re.compile(r"A\s+(?!(?:is|was|wins|won|please|because|since)\b)[a-z]"
 
 
 def _generate_default(model, tokenizer, prompts: list[str], *, max_new_tokens: int) -> list[str]:
-    from dpo_course.generation import generate
+    from dpo_course._generation import generate
 
     return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
 
@@ -100,12 +104,18 @@ class LLMJudge:
         fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
         missing = {"prompt", "response_a", "response_b"} - fields
         if missing:
-            raise ValueError(f"template must contain {{prompt}}, {{response_a}} and {{response_b}}; missing {sorted(missing)}")
+            raise ValueError(
+                f"template must contain {{prompt}}, {{response_a}} and {{response_b}}; missing {sorted(missing)}"
+            )
         extra = fields - {"prompt", "response_a", "response_b"}
         if extra:
-            raise ValueError(f"template has unknown fields {sorted(extra)}: escape literal braces as {{{{ }}}}")
+            raise ValueError(
+                f"template has unknown fields {sorted(extra)}: escape literal braces as {{{{ }}}}"
+            )
         if max_new_tokens < 1 or batch_size < 1:
-            raise ValueError(f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens} and {batch_size}")
+            raise ValueError(
+                f"max_new_tokens and batch_size must be >= 1, got {max_new_tokens} and {batch_size}"
+            )
         self.model, self.tokenizer, self.template = model, tokenizer, template
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.generate_fn = generate_fn or _generate_default
@@ -124,13 +134,17 @@ class LLMJudge:
         """The judging prompt for one comparison."""
         return self.template.format(prompt=prompt, response_a=response_a, response_b=response_b)
 
-    def judge_batch(self, prompts: Sequence[str], responses_a: Sequence[str], responses_b: Sequence[str]) -> list[str]:
+    def judge_batch(
+        self, prompts: Sequence[str], responses_a: Sequence[str], responses_b: Sequence[str]
+    ) -> list[str]:
         """Judge many comparisons, `batch_size` per generate call; returns one verdict per comparison."""
         questions = [self.format(p, a, b) for p, a, b in zip(prompts, responses_a, responses_b, strict=True)]
         outputs: list[str] = []
         for start in range(0, len(questions), self.batch_size):
             chunk = questions[start : start + self.batch_size]
-            answers = list(self.generate_fn(self.model, self.tokenizer, chunk, max_new_tokens=self.max_new_tokens))
+            answers = list(
+                self.generate_fn(self.model, self.tokenizer, chunk, max_new_tokens=self.max_new_tokens)
+            )
             if len(answers) != len(chunk):
                 raise ValueError(f"generate_fn returned {len(answers)} answers for {len(chunk)} questions")
             outputs.extend(answers)

@@ -25,7 +25,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DIST = "dpo-course"
 OK, WARN, FAIL = "ok", "warn", "fail"
 ICONS = {OK: "✓", WARN: "!", FAIL: "✗"}
@@ -74,7 +74,12 @@ def check_python(requires: str, version: str | None = None) -> Check:
     version = version or platform.python_version()
     if not requires or SpecifierSet(requires).contains(version, prereleases=True):
         return Check("Python", OK, f"{version} (needs {requires or 'any'})")
-    return Check("Python", FAIL, f"{version}, but the course needs {requires}", "install Python 3.11 and run `make setup` again")
+    return Check(
+        "Python",
+        FAIL,
+        f"{version}, but the course needs {requires}",
+        "install Python 3.11 and run `make setup` again",
+    )
 
 
 def check_package(req: Requirement) -> Check:
@@ -88,7 +93,11 @@ def check_package(req: Requirement) -> Check:
         ok = req.specifier.contains(Version(version), prereleases=True)
     except InvalidVersion:
         return Check(req.name, WARN, f"{version}: cannot parse the version (needs {needs})")
-    return Check(req.name, OK, f"{version} (needs {needs})") if ok else Check(req.name, FAIL, f"{version}, needs {needs}", fix)
+    return (
+        Check(req.name, OK, f"{version} (needs {needs})")
+        if ok
+        else Check(req.name, FAIL, f"{version}, needs {needs}", fix)
+    )
 
 
 # ---------------------------------------------------------------------------------- the machine
@@ -101,14 +110,19 @@ def check_memory(min_free_gb: float = MIN_FREE_GB) -> Check:
     free, total = mem.available / 2**30, mem.total / 2**30
     detail = f"{free:.1f} GiB free of {total:.1f} GiB"
     if free < min_free_gb:
-        return Check("memory", WARN, detail, f"each notebook peaks under 1.5 GiB: close other programs to free {min_free_gb:.0f} GiB")
+        return Check(
+            "memory",
+            WARN,
+            detail,
+            f"each notebook peaks under 1.5 GiB: close other programs to free {min_free_gb:.0f} GiB",
+        )
     return Check("memory", OK, detail)
 
 
 def check_device() -> Check:
     import torch
 
-    from dpo_course.utils import get_device
+    from dpo_course._device import get_device
 
     device = get_device()
     if device.type == "cuda":
@@ -124,19 +138,33 @@ def check_toy_model(limit_s: float = MODEL_LOAD_LIMIT_S) -> Check:
     """Load the toy SFT model from the package (never the network) and answer one prompt, within `limit_s`."""
     start = time.perf_counter()
     try:
-        from dpo_course.generation import generate
+        from dpo_course._generation import generate
         from dpo_course.toyworld import load_sft_model
 
         model, tokenizer = load_sft_model("cpu", model_id="toy")
         prompt = "What is the capital of France?"
         answer = generate(model, tokenizer, [prompt], max_new_tokens=24)[0]
     except Exception as exc:  # report anything: this is a diagnosis tool
-        return Check("toy model", FAIL, f"{type(exc).__name__}: {exc}"[:200], "reinstall the course: pip install -e . (the weights ship in dpo_course/toyworld/assets)")
+        return Check(
+            "toy model",
+            FAIL,
+            f"{type(exc).__name__}: {exc}"[:200],
+            "reinstall the course: pip install -e . (the weights ship in dpo_course/toyworld/assets)",
+        )
     seconds = time.perf_counter() - start
     detail = f"loaded offline and answered a prompt in {seconds:.1f} s ({len(answer.split())} words)"
     if seconds > limit_s:
-        return Check("toy model", FAIL, detail + f", over {limit_s:.0f} s", "this machine is too busy or too slow: close other programs")
-    note = f"; DPO_COURSE_MODEL={os.environ['DPO_COURSE_MODEL']} is set" if os.environ.get("DPO_COURSE_MODEL") else ""
+        return Check(
+            "toy model",
+            FAIL,
+            detail + f", over {limit_s:.0f} s",
+            "this machine is too busy or too slow: close other programs",
+        )
+    note = (
+        f"; DPO_COURSE_MODEL={os.environ['DPO_COURSE_MODEL']} is set"
+        if os.environ.get("DPO_COURSE_MODEL")
+        else ""
+    )
     return Check("toy model", OK, detail + note)
 
 
@@ -151,8 +179,15 @@ def check_notebooks(folder: Path | None = None) -> Check:
     if found is None:
         where = folder or "./notebooks"
         if "google.colab" in sys.modules:
-            return Check("notebooks", WARN, f"{where} not found (fine on Colab: open each notebook from its badge)")
-        return Check("notebooks", FAIL, f"{where} not found", "git clone https://github.com/dpo-course/dpo-course and run this from its folder")
+            return Check(
+                "notebooks", WARN, f"{where} not found (fine on Colab: open each notebook from its badge)"
+            )
+        return Check(
+            "notebooks",
+            FAIL,
+            f"{where} not found",
+            "git clone https://github.com/dpo-course/dpo-course and run this from its folder",
+        )
     paths = sorted(found.glob("[0-9][0-9]_*.ipynb"))
     broken = []
     for path in paths:
@@ -161,9 +196,13 @@ def check_notebooks(folder: Path | None = None) -> Check:
         except (OSError, ValueError):
             broken.append(path.name)
     if not paths:
-        return Check("notebooks", FAIL, f"no NN_name.ipynb notebooks in {found}", "git pull, or clone the course again")
+        return Check(
+            "notebooks", FAIL, f"no NN_name.ipynb notebooks in {found}", "git pull, or clone the course again"
+        )
     if broken:
-        return Check("notebooks", FAIL, f"unreadable: {', '.join(broken)}", "restore them: git checkout -- notebooks/")
+        return Check(
+            "notebooks", FAIL, f"unreadable: {', '.join(broken)}", "restore them: git checkout -- notebooks/"
+        )
     return Check("notebooks", OK, f"{len(paths)} in {found}")
 
 
@@ -196,8 +235,12 @@ def render(checks: list[Check]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dpo-course doctor", description="Check this environment for the DPO course.")
-    parser.add_argument("--notebooks", type=Path, default=None, help="the notebooks folder (default: ./notebooks)")
+    parser = argparse.ArgumentParser(
+        prog="dpo-course doctor", description="Check this environment for the DPO course."
+    )
+    parser.add_argument(
+        "--notebooks", type=Path, default=None, help="the notebooks folder (default: ./notebooks)"
+    )
     parser.add_argument("--skip-model", action="store_true", help="do not load the toy model")
     args = parser.parse_args(argv)
     checks = run_checks(notebooks=args.notebooks, model=not args.skip_model)

@@ -1,0 +1,7 @@
+"""Course tooling, not DPO: the `dpo-course` command and what stands behind it.
+
+- cli.py: `dpo-course course | doctor | progress | train`;
+- doctor.py: is this machine ready for the course?
+- progress.py: a learner's exercises, checked headless;
+- authoring.py: student notebooks made from the solutions (`python -m dpo_course.course.authoring`).
+"""

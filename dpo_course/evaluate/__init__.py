@@ -1,0 +1,38 @@
+"""Evaluating a DPO model against its starting point. Taught in 07_evaluation (used in 03, 05, 08).
+
+- winrate.py: `win_rate`, a pairwise judge in both orders with Wilson, sign-test and bootstrap intervals;
+- rewards.py: `implicit_rewards`, `preference_accuracy`, `kl_to_reference` (sampled), `mean_reward`, `mean_length`;
+- judges.py: `LLMJudge`, a language model as the judge, and `parse_verdict`;
+- diagnostics.py: `diagnose`, the debugging checklist as findings.
+"""
+
+from dpo_course.evaluate.diagnostics import LR_RANGES, Finding, diagnose
+from dpo_course.evaluate.judges import DEFAULT_TEMPLATE, LLMJudge, parse_verdict
+from dpo_course.evaluate.rewards import (
+    KLEstimate,
+    implicit_rewards,
+    kl_to_reference,
+    mean_length,
+    mean_reward,
+    preference_accuracy,
+)
+from dpo_course.evaluate.winrate import INTERVALS, WinRate, wilson_interval, win_rate
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "INTERVALS",
+    "LR_RANGES",
+    "Finding",
+    "KLEstimate",
+    "LLMJudge",
+    "WinRate",
+    "diagnose",
+    "implicit_rewards",
+    "kl_to_reference",
+    "mean_length",
+    "mean_reward",
+    "parse_verdict",
+    "preference_accuracy",
+    "wilson_interval",
+    "win_rate",
+]
