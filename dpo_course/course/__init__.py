@@ -3,5 +3,10 @@
 - cli.py: `dpo-course course | doctor | progress | train`;
 - doctor.py: is this machine ready for the course?
 - progress.py: a learner's exercises, checked headless;
-- authoring.py: student notebooks made from the solutions (`python -m dpo_course.course.authoring`).
+- authoring.py: student notebooks made from the solutions (`python -m dpo_course.course.authoring`);
+- profile.py: `profile_for(MODEL)`, the work a notebook does sized by its model (toy or real).
 """
+
+from dpo_course.course.profile import WorkProfile, profile_for
+
+__all__ = ["WorkProfile", "profile_for"]
