@@ -58,7 +58,7 @@ def time_ours(model, tok, ds, batch, precompute, device) -> list[float]:
     train_module.concatenated_forward, torch.optim.AdamW.step = forward, step
     try:
         cfg = DPOTrainConfig(
-            epochs=1, batch_size=batch, precompute_ref_logps=precompute, progress=False, device=device
+            epochs=1, batch_size=batch, precompute_ref_log_probs=precompute, progress=False, device=device
         )
         train_dpo(copy.deepcopy(model), tok, ds, cfg)
     finally:

@@ -6,8 +6,8 @@ public face: import a name from there (``from dpo_course.data import PreferenceC
 from the module inside it. The README's "The library" section is the table of contents.
 """
 
-from dpo_course._device import get_device, seed_everything
+from dpo_course._device import eval_mode, get_device, seed_everything
 from dpo_course._generation import chat_prompt, generate
 
-__all__ = ["chat_prompt", "generate", "get_device", "seed_everything"]
+__all__ = ["chat_prompt", "eval_mode", "generate", "get_device", "seed_everything"]
 __version__ = "0.1.0"

@@ -1,9 +1,11 @@
-"""Small helpers every notebook uses: picking a device and seeding. Taught in 00_welcome."""
+"""Small helpers every notebook uses: picking a device, seeding, eval mode. Taught in 00_welcome."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -34,3 +36,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
+
+
+@contextlib.contextmanager
+def eval_mode(*models: torch.nn.Module) -> Iterator[None]:
+    """Put `models` in eval mode (dropout off) for the block, then restore each one's ``.training`` flag.
+
+    Restores the flag of every submodule, not just the top one, so a model that had part of itself
+    frozen in eval mode comes back that way; and it restores on an exception too. Models given twice
+    (a policy that is its own reference) are handled once. Taught in 00_welcome.
+    """
+    saved: dict[int, list[tuple[torch.nn.Module, bool]]] = {}
+    for model in models:
+        if id(model) not in saved:
+            saved[id(model)] = [(m, m.training) for m in model.modules()]
+            model.eval()
+    try:
+        yield
+    finally:
+        for flags in saved.values():
+            for module, training in flags:
+                module.training = training

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from dpo_course._device import seed_everything
+from dpo_course._device import eval_mode, seed_everything
 
 
 def _check_prompts(prompts: Sequence[str]) -> list[str]:
@@ -51,24 +51,22 @@ def generate(
     if seed is not None:
         seed_everything(seed)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     outputs: list[str] = []
     try:
-        for start in range(0, len(prompts), batch_size):
-            texts = [chat_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-            if do_sample:
-                kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-            else:
-                kwargs.update(do_sample=False)
-            out = model.generate(**enc, **kwargs)  # (B, T_prompt + new)
-            new = out[:, enc["input_ids"].shape[1] :]
-            outputs.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
+        with eval_mode(model):
+            for start in range(0, len(prompts), batch_size):
+                texts = [chat_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
+                enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+                kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+                if do_sample:
+                    kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+                else:
+                    kwargs.update(do_sample=False)
+                out = model.generate(**enc, **kwargs)  # (B, T_prompt + new)
+                new = out[:, enc["input_ids"].shape[1] :]
+                outputs.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
     finally:
         tokenizer.padding_side = old_side
-        model.train(was_training)
     return outputs

@@ -65,3 +65,21 @@ def test_a_short_run_moves_rewards_the_right_way(sft):
     assert history[-1]["loss"] < 0.5
     assert all(h["kl"] >= 0 for h in history)
     assert any(not torch.equal(a, b) for a, b in zip(start, model.parameters(), strict=True))
+
+
+def test_right_pad_and_collate_completions_build_kto_rows():
+    from dpo_course.data import PreferenceCollator, collate_completions, right_pad
+
+    torch.testing.assert_close(right_pad([[1, 2, 3], [4]], 0), torch.tensor([[1, 2, 3], [4, 0, 0]]))
+    assert right_pad([[5]], 9, width=3).tolist() == [[5, 9, 9]]
+    # KTO's [matched; mismatched] rows: each prompt with its own completion, then with the previous row's.
+    prompts, completions = [[1], [2, 2]], [[7, 7], [8]]
+    batch = collate_completions(prompts + prompts, completions + [completions[1], completions[0]], 0)
+    assert batch["input_ids"].tolist() == [[1, 7, 7, 0], [2, 2, 8, 0], [1, 8, 0, 0], [2, 2, 7, 7]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
+    assert batch["completion_mask"].tolist() == [[0, 1, 1, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 1, 1]]
+    # The preference collator is the same routine on [chosen; rejected].
+    pair = PreferenceCollator(0)([{"prompt_ids": [1], "chosen_ids": [7, 7], "rejected_ids": [8]}])
+    assert pair["input_ids"].tolist() == [[1, 7, 7], [1, 8, 0]]
+    with pytest.raises(ValueError, match="2 prompts but 1 completions"):
+        collate_completions(prompts, completions[:1], 0)

@@ -118,10 +118,12 @@ def test_deterministic_for_a_seed(sft, pairs):
 
 
 def test_precomputed_reference_equals_a_live_reference(sft, pairs):
-    a = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_logps=True))[1]
-    b = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_logps=False))[
-        1
-    ]
+    a = train_dpo(
+        copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_log_probs=True)
+    )[1]
+    b = train_dpo(
+        copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, precompute_ref_log_probs=False)
+    )[1]
     for x, y in zip(a, b):
         assert x["loss"] == pytest.approx(y["loss"], abs=1e-5)
         assert x["rewards/margins"] == pytest.approx(y["rewards/margins"], abs=1e-5)
@@ -229,3 +231,55 @@ def test_default_config_beats_the_sft_model_on_held_out_prompts():
     assert seconds < 45
     assert wins / (wins + losses) >= 0.7
     assert mean_after > mean_before
+
+
+# ------------------------------------------------------------------ batches: length grouping, epochs
+
+
+def test_batch_plan_groups_lengths_and_is_seeded():
+    from dpo_course.train.loop import batch_plan
+
+    lengths = [(7 * i) % 61 + 5 for i in range(200)]
+    plain = batch_plan(lengths, 16, 2, seed=0, group_by_length=False)
+    grouped = batch_plan(lengths, 16, 2, seed=0, group_by_length=True)
+    assert grouped == batch_plan(lengths, 16, 2, seed=0, group_by_length=True)  # same seed, same plan
+    assert grouped != batch_plan(lengths, 16, 2, seed=1, group_by_length=True)
+    for plan in (plain, grouped):  # every row once per epoch, 13 batches per epoch
+        assert len(plan) == 26 and plan[12][0] == 1.0 and plan[-1][0] == 2.0
+        assert sorted(i for _, b in plan[:13] for i in b) == list(range(200))
+
+    def padded(plan):  # the padded width of each batch, summed: what a forward pass pays for
+        return sum(len(b) * max(lengths[i] for i in b) for _, b in plan)
+
+    assert padded(grouped) < 0.75 * padded(plain)
+    # A fractional epoch keeps the first ceil(1.5 x 13) = 20 batches, as TRL's num_train_epochs does.
+    assert len(batch_plan(lengths, 16, 1.5, seed=0)) == 20
+
+
+@pytest.mark.parametrize("epochs", [0, -1.0, float("inf"), float("nan"), True, "2"])
+def test_epochs_must_be_a_finite_positive_number(epochs):
+    with pytest.raises(ValueError, match="epochs"):
+        DPOTrainConfig(epochs=epochs)
+
+
+def test_fractional_epochs_and_group_by_length_off(sft, pairs):
+    # 16 pairs, batch 8: 2 batches per epoch; 1.5 epochs -> 3 steps, the last one half-way into epoch 2.
+    _, history = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**{**SMALL, "epochs": 1.5}))
+    assert [h["epoch"] for h in history] == [0.5, 1.0, 1.5]
+    a = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, group_by_length=False))[1]
+    b = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, group_by_length=True))[1]
+    assert a[0]["loss"] == pytest.approx(b[0]["loss"], abs=1e-5)  # both log 2 at the start
+    assert a[1]["logps/chosen"] != pytest.approx(b[1]["logps/chosen"], abs=1e-6)  # other batches
+
+
+def test_eval_mode_restores_each_module_and_survives_errors():
+    from dpo_course import eval_mode
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    net.train()
+    net[0].eval()  # a part frozen in eval mode must come back that way
+    other = torch.nn.Dropout(0.1).train()
+    with pytest.raises(RuntimeError), eval_mode(net, other, net):
+        assert not net.training and not net[1].training and not other.training
+        raise RuntimeError("boom")
+    assert net.training and not net[0].training and net[1].training and other.training

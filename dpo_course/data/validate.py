@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 
 from dpo_course.data.formats import _is_messages, render_messages, to_standard
-from dpo_course.data.tokenize import REQUIRED_FIELDS, PreferenceDataError, prompt_ids, response_ids
+from dpo_course.data.tokenize import REQUIRED_FIELDS, PreferenceDataError, completion_ids, prompt_ids
 
 # ============================================================================================
 # Quality checks. Taught in 06_building_preference_data.
@@ -175,7 +175,7 @@ def validate_preference_dataset(
         if _normalise(p) in test_prompts:
             issues["test_leak"].append(i)
         if tokenizer is not None:
-            lc, lr = len(response_ids(tokenizer, c)), len(response_ids(tokenizer, r))
+            lc, lr = len(completion_ids(tokenizer, c)), len(completion_ids(tokenizer, r))
             if max_length is not None:
                 lp = len(prompt_ids(tokenizer, p))
                 if lp >= max_length:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dpo_course.data.tokenize import PreferenceCollator, prompt_ids, tokenize_dataset
+from dpo_course.data.tokenize import PreferenceCollator, prompt_ids, right_pad, tokenize_dataset
 from dpo_course.logprobs.forward import concatenated_forward
 from dpo_course.logprobs.sequence import sequence_logps
 
@@ -104,15 +104,12 @@ class KLEstimate:
 
 
 def _right_pad(rows: list[list[int]], masks: list[list[int]], pad: int) -> dict[str, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)  # (B, T)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
-    completion = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
-    for i, (r, m) in enumerate(zip(rows, masks, strict=True)):
-        ids[i, : len(r)] = torch.tensor(r)
-        attention[i, : len(r)] = 1
-        completion[i, : len(m)] = torch.tensor(m)
-    return {"input_ids": ids, "attention_mask": attention, "completion_mask": completion}
+    # The package's one right-padding routine (data.right_pad), as the collators use it.
+    return {
+        "input_ids": right_pad(rows, pad),  # (B, T)
+        "attention_mask": right_pad([[1] * len(r) for r in rows], 0),  # (B, T)
+        "completion_mask": right_pad(masks, 0),  # (B, T)
+    }
 
 
 @torch.no_grad()

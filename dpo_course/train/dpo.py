@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from dpo_course._device import get_device, seed_everything
+from dpo_course._device import eval_mode, get_device, seed_everything
 from dpo_course.data.tokenize import PreferenceCollator, tokenize_dataset
 from dpo_course.logprobs.forward import concatenated_forward
 from dpo_course.losses import LOSSES
+from dpo_course.train.loop import batch_plan
 
 # loss_type -> (needs a reference model, log-probs averaged over tokens rather than summed).
 # IPO is averaged because TRL feeds it averaged log-probs; SimPO and ORPO are length-normalised.
@@ -47,7 +48,13 @@ class DPOTrainConfig:
         default=1e-4,
         metadata={"help": "AdamW learning rate (toy model, full fine-tuning; real models use ~5e-7..5e-6)."},
     )
-    epochs: int = field(default=2, metadata={"help": "Passes over the preference pairs."})
+    epochs: float = field(
+        default=2.0,
+        metadata={
+            "help": "Passes over the pairs, TRL's num_train_epochs: a float, 1.5 runs the first half of the "
+            "second pass (ceil(epochs x batches per epoch) micro-batches)."
+        },
+    )
     batch_size: int = field(
         default=16, metadata={"help": "Pairs per micro-batch (2x rows in the forward pass)."}
     )
@@ -68,7 +75,14 @@ class DPOTrainConfig:
     device: str | None = field(
         default=None, metadata={"help": "'cpu', 'cuda', 'mps' or None for get_device()."}
     )
-    precompute_ref_logps: bool = field(
+    group_by_length: bool = field(
+        default=True,
+        metadata={
+            "help": "Batch pairs of similar length (shuffled within groups of GROUP_BATCHES batches, batch order "
+            "shuffled; seeded): far less padding. False: plain shuffled batches."
+        },
+    )
+    precompute_ref_log_probs: bool = field(
         default=True,
         metadata={"help": "Score the reference once before training, so no second model sits in memory."},
     )
@@ -88,7 +102,13 @@ class DPOTrainConfig:
             raise ValueError("label_smoothing (cDPO) applies to loss_type='sigmoid' only")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        for name in ("epochs", "batch_size", "gradient_accumulation_steps", "max_length"):
+        if (
+            isinstance(self.epochs, bool)
+            or not isinstance(self.epochs, int | float)
+            or not 0 < self.epochs < math.inf
+        ):
+            raise ValueError(f"epochs must be a finite number > 0, got {self.epochs!r}")
+        for name in ("batch_size", "gradient_accumulation_steps", "max_length"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -128,17 +148,14 @@ def compute_loss(config: DPOTrainConfig, policy_chosen, policy_rejected, ref_cho
 @torch.no_grad()
 def reference_logps(model, batches, config: DPOTrainConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Reference log-probs of every batch, computed once (the model is the untrained policy)."""
-    was_training = model.training
-    model.eval()
-    out = [
-        tuple(
-            t.detach()
-            for t in concatenated_forward(model, b, average=config.average_logps, fused=config.fused)
-        )
-        for b in batches
-    ]
-    model.train(was_training)
-    return out
+    with eval_mode(model):
+        return [
+            tuple(
+                t.detach()
+                for t in concatenated_forward(model, b, average=config.average_logps, fused=config.fused)
+            )
+            for b in batches
+        ]
 
 
 def _check_finite(step: int, stats: dict[str, torch.Tensor]) -> None:
@@ -168,15 +185,13 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
     if not features:
         raise ValueError("the dataset is empty: nothing to train on")
     collate = PreferenceCollator(tokenizer.pad_token_id)
-    gen = torch.Generator().manual_seed(config.seed)
-    epochs_order = [torch.randperm(len(features), generator=gen).tolist() for _ in range(config.epochs)]
+    lengths = [len(f["prompt_ids"]) + max(len(f["chosen_ids"]), len(f["rejected_ids"])) for f in features]
+    plan = batch_plan(
+        lengths, config.batch_size, config.epochs, seed=config.seed, group_by_length=config.group_by_length
+    )
 
-    def batches_for(order):
-        for start in range(0, len(order), config.batch_size):
-            yield {
-                k: v.to(device)
-                for k, v in collate([features[i] for i in order[start : start + config.batch_size]]).items()
-            }
+    def to_batch(idx):
+        return {k: v.to(device) for k, v in collate([features[i] for i in idx]).items()}
 
     # Reference log-probs, keyed by row index, so shuffling cannot mismatch them.
     ref_model = None
@@ -184,11 +199,13 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
     if config.needs_reference:
         if reference is not None:
             reference = reference.to(device).eval().requires_grad_(False)
-        if config.precompute_ref_logps:
-            plain = list(range(len(features)))
-            chunks = [plain[s : s + config.batch_size] for s in range(0, len(plain), config.batch_size)]
+        if config.precompute_ref_log_probs:
+            by_length = sorted(range(len(features)), key=lengths.__getitem__)  # little padding
+            chunks = [
+                by_length[s : s + config.batch_size] for s in range(0, len(by_length), config.batch_size)
+            ]
             scored = reference_logps(
-                reference if reference is not None else policy, batches_for(plain), config
+                reference if reference is not None else policy, map(to_batch, chunks), config
             )
             for idx, (rc, rr) in zip(chunks, scored):
                 for j, i in enumerate(idx):
@@ -199,8 +216,7 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
             )
 
     opt = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    micro_per_epoch = math.ceil(len(features) / config.batch_size)
-    total_steps = math.ceil(micro_per_epoch * config.epochs / config.gradient_accumulation_steps)
+    total_steps = math.ceil(len(plan) / config.gradient_accumulation_steps)
     if config.lr_scheduler == "linear":
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / total_steps))
     else:
@@ -212,55 +228,54 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
         total=total_steps, desc=f"DPO ({config.loss_type})", disable=not config.progress, mininterval=1.0
     )
     step, micro, acc = 0, 0, []
-    for epoch, order in enumerate(epochs_order):
-        for b_start, batch in zip(range(0, len(order), config.batch_size), batches_for(order)):
-            idx = order[b_start : b_start + config.batch_size]
-            pc, pr = concatenated_forward(policy, batch, average=config.average_logps, fused=config.fused)
-            rc = rr = None
-            if config.needs_reference:
-                if ref_model is not None:
-                    with torch.no_grad():
-                        rc, rr = concatenated_forward(
-                            ref_model, batch, average=config.average_logps, fused=config.fused
-                        )
-                else:
-                    rc = torch.stack([ref_cache[i][0] for i in idx])
-                    rr = torch.stack([ref_cache[i][1] for i in idx])
-            losses, chosen_r, rejected_r = compute_loss(config, pc, pr, rc, rr)
-            loss = losses.mean()
-            _check_finite(step + 1, {"loss": loss, "logps/chosen": pc, "logps/rejected": pr})
-            (loss / config.gradient_accumulation_steps).backward()
-            acc.append(
-                {
-                    "loss": loss.item(),
-                    "rewards/chosen": chosen_r.mean().item(),
-                    "rewards/rejected": rejected_r.mean().item(),
-                    "rewards/accuracies": (chosen_r > rejected_r).float().mean().item(),
-                    "rewards/margins": (chosen_r - rejected_r).mean().item(),
-                    "logps/chosen": pc.mean().item(),
-                    "logps/rejected": pr.mean().item(),
-                }
-            )
-            micro += 1
-            last = epoch == config.epochs - 1 and b_start + config.batch_size >= len(order)
-            if micro % config.gradient_accumulation_steps and not last:
-                continue
-            if config.max_grad_norm:
-                grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-                _check_finite(step + 1, {"grad_norm": grad_norm})
-            lr = sched.get_last_lr()[0]
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            record = {k: sum(a[k] for a in acc) / len(acc) for k in acc[0]}
-            record.update(step=step, epoch=epoch + (b_start + len(idx)) / len(order), learning_rate=lr)
-            history.append(record)
-            acc = []
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{record['loss']:.3f}", margin=f"{record['rewards/margins']:.2f}", refresh=False
-            )
+    for micro_index, (epoch, idx) in enumerate(plan):
+        batch = to_batch(idx)
+        pc, pr = concatenated_forward(policy, batch, average=config.average_logps, fused=config.fused)
+        rc = rr = None
+        if config.needs_reference:
+            if ref_model is not None:
+                with torch.no_grad():
+                    rc, rr = concatenated_forward(
+                        ref_model, batch, average=config.average_logps, fused=config.fused
+                    )
+            else:
+                rc = torch.stack([ref_cache[i][0] for i in idx])
+                rr = torch.stack([ref_cache[i][1] for i in idx])
+        losses, chosen_r, rejected_r = compute_loss(config, pc, pr, rc, rr)
+        loss = losses.mean()
+        _check_finite(step + 1, {"loss": loss, "logps/chosen": pc, "logps/rejected": pr})
+        (loss / config.gradient_accumulation_steps).backward()
+        acc.append(
+            {
+                "loss": loss.item(),
+                "rewards/chosen": chosen_r.mean().item(),
+                "rewards/rejected": rejected_r.mean().item(),
+                "rewards/accuracies": (chosen_r > rejected_r).float().mean().item(),
+                "rewards/margins": (chosen_r - rejected_r).mean().item(),
+                "logps/chosen": pc.mean().item(),
+                "logps/rejected": pr.mean().item(),
+            }
+        )
+        micro += 1
+        last = micro_index == len(plan) - 1
+        if micro % config.gradient_accumulation_steps and not last:
+            continue
+        if config.max_grad_norm:
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            _check_finite(step + 1, {"grad_norm": grad_norm})
+        lr = sched.get_last_lr()[0]
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        record = {k: sum(a[k] for a in acc) / len(acc) for k in acc[0]}
+        record.update(step=step, epoch=epoch, learning_rate=lr)
+        history.append(record)
+        acc = []
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{record['loss']:.3f}", margin=f"{record['rewards/margins']:.2f}", refresh=False
+        )
     bar.close()
     policy.eval()
     return policy, history

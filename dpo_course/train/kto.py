@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dpo_course._device import get_device, seed_everything
-from dpo_course.data.tokenize import PreferenceCollator, PreferenceDataError, prompt_ids, response_ids
+from dpo_course.data.tokenize import PreferenceDataError, collate_completions, completion_ids, prompt_ids
 from dpo_course.logprobs.sequence import sequence_logps
 from dpo_course.losses import kto_loss
 
@@ -94,7 +94,7 @@ def _tokenize(tokenizer, rows, max_length: int) -> list[tuple[list[int], list[in
             raise PreferenceDataError(
                 f"row {i}, field 'prompt': {len(p)} tokens leave no room within max_length={max_length}"
             )
-        out.append((p, response_ids(tokenizer, row["completion"])[: max_length - len(p)], row["label"]))
+        out.append((p, completion_ids(tokenizer, row["completion"])[: max_length - len(p)], row["label"]))
     return out
 
 
@@ -122,7 +122,6 @@ def train_kto(policy, tokenizer, dataset, config: KTOTrainConfig | None = None):
     if len(rows) < 2:
         raise ValueError("KTO needs at least two rows (the KL estimate pairs rows with each other)")
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
-    collate = PreferenceCollator(tokenizer.pad_token_id)
     gen = torch.Generator().manual_seed(config.seed)
     orders = [torch.randperm(len(rows), generator=gen).tolist() for _ in range(config.epochs)]
     steps_per_epoch = math.ceil(len(rows) / config.batch_size)
@@ -141,11 +140,10 @@ def train_kto(policy, tokenizer, dataset, config: KTOTrainConfig | None = None):
             ):  # a lone last row has no partner for the KL estimate: fold it into the next epoch
                 continue
             # (prompt_k, completion_{k-1}): TRL's cycling of completions within the batch
-            feats = [
-                {"prompt_ids": rows[i][0], "chosen_ids": rows[i][1], "rejected_ids": rows[idx[k - 1]][1]}
-                for k, i in enumerate(idx)
-            ]
-            batch = {k: v.to(device) for k, v in collate(feats).items()}  # rows [matched; mismatched]
+            prompts = [rows[i][0] for i in idx]
+            completions = [rows[i][1] for i in idx] + [rows[idx[k - 1]][1] for k in range(len(idx))]
+            batch = collate_completions(prompts + prompts, completions, tokenizer.pad_token_id)
+            batch = {k: v.to(device) for k, v in batch.items()}  # rows [matched; mismatched]
             B = len(idx)
             desirable = torch.tensor([rows[i][2] for i in idx], device=device)  # (B,)
             with torch.no_grad():

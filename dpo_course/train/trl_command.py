@@ -67,7 +67,10 @@ class TrainTRLConfig:
         default=None, metadata={"help": "AdamW lr; default 1e-4 toy, 5e-7 real model, x10 with LoRA."}
     )
     epochs: float = field(
-        default=1.0, metadata={"help": "Passes over the data (ignored when max_steps > 0)."}
+        default=1.0,
+        metadata={
+            "help": "Passes over the data, TRL's num_train_epochs (a float, as in DPOTrainConfig); ignored when max_steps > 0."
+        },
     )
     max_steps: int = field(
         default=-1, metadata={"help": "Stop after this many optimizer steps (-1: use epochs)."}
@@ -260,7 +263,10 @@ def build_dpo_config(config: TrainTRLConfig):
     import torch
     from trl import DPOConfig
 
-    cuda = torch.cuda.is_available()
+    from dpo_course._device import get_device
+
+    device = get_device()  # DPO_COURSE_DEVICE=cpu forces the CPU here too
+    cuda = device.type == "cuda"
     bf16 = config.bf16 if config.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
     kwargs = dict(
         output_dir=config.output_dir,
@@ -284,7 +290,7 @@ def build_dpo_config(config: TrainTRLConfig):
         activation_checkpointing=config.gradient_checkpointing,
         precompute_ref_log_probs=config.precompute_ref_log_probs,
         report_to=[],
-        use_cpu=not cuda,
+        use_cpu=device.type == "cpu",
         ddp_find_unused_parameters=False,  # every parameter (or adapter) gets a gradient: skip DDP's extra search
     )
     kwargs.update(config.dpo_args)
