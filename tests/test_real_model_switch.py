@@ -8,7 +8,10 @@ tiny Qwen2 built here (tests/fixtures/tiny_qwen.py: its own byte-level BPE token
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +114,141 @@ def test_profile_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TOY.batch_size = 2
     assert isinstance(dataclasses.replace(TOY, batch_size=2), WorkProfile)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The tiny Qwen2 fixture, and every solution notebook run on it
+# ---------------------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory) -> dict[str, Path]:
+    """``{"sft": folder, "base": folder}``: tests/fixtures/tiny_qwen.py, built once per session (~8 s CPU)."""
+    spec = importlib.util.spec_from_file_location("tiny_qwen", ROOT / "tests" / "fixtures" / "tiny_qwen.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build(tmp_path_factory.mktemp("tiny_qwen"))
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_qwen):
+    from dpo_course.toyworld import load_sft_model
+
+    return load_sft_model("cpu", model_id=str(tiny_qwen["sft"]))
+
+
+def test_the_fixture_is_not_the_toy(tiny, sft):
+    model, tokenizer = tiny
+    toy_model, toy_tokenizer = sft
+    assert type(model).__name__ == "Qwen2ForCausalLM" != type(toy_model).__name__
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
+    assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert len(tokenizer) != len(toy_tokenizer) and len(tokenizer) <= 4096
+    from dpo_course import chat_prompt
+
+    prompt = chat_prompt(tokenizer, "What is 7 plus 5?")
+    assert prompt.startswith("<|im_start|>system\n") and prompt.endswith("<|im_start|>assistant\n")
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}], tokenize=False
+    )
+    assert rendered.endswith("Hello.<|im_end|>\n"), "Qwen's template writes a newline after every end of turn"
+    assert tokenizer.convert_ids_to_tokens(tokenizer(" Paris")["input_ids"]) == ["ĠParis"]
+    assert profile_for(model).is_toy, "a tiny model gets toy-sized work"
+
+
+def test_load_base_model_follows_the_switch(tiny_qwen, monkeypatch):
+    from dpo_course.toyworld import load_base_model
+    from dpo_course.toyworld.models import base_model_source
+
+    assert base_model_source("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B"
+    assert base_model_source("toy") == "toy"
+    monkeypatch.setenv("DPO_COURSE_MODEL", str(tiny_qwen["sft"]))
+    assert base_model_source() == str(tiny_qwen["sft"]), "a local folder without a known base: itself"
+    monkeypatch.setenv("DPO_COURSE_BASE_MODEL", str(tiny_qwen["base"]))
+    base, tokenizer = load_base_model("cpu")
+    assert type(base).__name__ == "Qwen2ForCausalLM" and tokenizer.eos_token == "<|im_end|>"
+
+
+def _sample_rows(name: str):
+    from datasets import Dataset
+
+    from dpo_course import data
+
+    lines = (data.SAMPLES_DIR / name).read_text(encoding="utf-8").splitlines()
+    return Dataset.from_list([json.loads(line) for line in lines if line.strip()])
+
+
+def test_real_data_loaders_take_the_hub_path_offline(tiny, monkeypatch):
+    """The loaders called with hub ids, `datasets.load_dataset` answering from the shipped samples."""
+    import datasets
+
+    from dpo_course import data
+    from dpo_course.train import load_preference_data
+
+    calls = []
+    hub = {
+        "Anthropic/hh-rlhf": _sample_rows("hh_rlhf_sample.jsonl"),
+        "openbmb/UltraFeedback": _sample_rows("ultrafeedback_sample.jsonl"),
+    }
+
+    def fake_load_dataset(path, *args, split=None, **kwargs):
+        calls.append((path, split, kwargs))
+        return hub[path]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    hh = data.load_hh_rlhf("Anthropic/hh-rlhf", split="train", data_dir="helpful-base", verbose=False)
+    uf = data.load_ultrafeedback("openbmb/UltraFeedback", split="train", format="standard", verbose=False)
+    assert calls == [
+        ("Anthropic/hh-rlhf", "train", {"data_dir": "helpful-base"}),
+        ("openbmb/UltraFeedback", "train", {}),
+    ]
+    monkeypatch.undo()  # the shipped files, through the local-file path: the same pairs
+    assert (
+        hh.to_list() == data.load_hh_rlhf(data.SAMPLES_DIR / "hh_rlhf_sample.jsonl", verbose=False).to_list()
+    )
+    assert len(hh) == 4 and len(uf) == 4
+    _, tokenizer = tiny
+    report = data.validate_preference_dataset(uf, tokenizer=tokenizer, max_length=128)
+    assert report.rows_to_drop() == [], "the Qwen-style tokenizer keeps every sample pair within 128 tokens"
+    features = data.tokenize_dataset(tokenizer, uf, max_length=128)
+    assert all(f["chosen_ids"][-1] == tokenizer.eos_token_id for f in features), "ends at <|im_end|>"
+    assert all(tokenizer.pad_token_id not in f["chosen_ids"] for f in features)
+    # the TRL command's loader, with a binarized-format hub id
+    binarized = {"trl-lib/ultrafeedback_binarized": datasets.Dataset.from_list(uf.to_list())}
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, split=None, **kw: binarized[path])
+    rows = load_preference_data("trl-lib/ultrafeedback_binarized", "train", tokenizer=tokenizer)
+    assert rows[0]["prompt"][0]["role"] == "user", "plain text becomes conversational for a chat model"
+
+
+def _first_error(nb) -> str:
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                trace = ANSI.sub("", "\n".join(out.get("traceback", []))).splitlines()
+                return f"cell {index}: {out.get('ename')}: {out.get('evalue')}\n" + "\n".join(trace[-15:])
+    return ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", SOLUTIONS, ids=lambda p: p.stem)
+def test_solution_notebook_runs_on_a_tiny_qwen(notebook, tiny_qwen):
+    """Deliver 1 and 3 of issue 15: every solution notebook, top to bottom, with the switch on, strict checks."""
+    from dpo_course.course.notebooks import execute_notebook
+
+    env = {
+        "DPO_COURSE_MODEL": str(tiny_qwen["sft"]),
+        "DPO_COURSE_BASE_MODEL": str(tiny_qwen["base"]),
+        "DPO_COURSE_STRICT": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+    }
+    run = execute_notebook(notebook, timeout=600, env=env)
+    assert run.error is None, f"{notebook.name} with DPO_COURSE_MODEL={env['DPO_COURSE_MODEL']}:\n" + (
+        _first_error(run.nb) or run.error
+    )

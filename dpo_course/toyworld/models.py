@@ -9,6 +9,7 @@ model instead of the toy one. The default, ``"toy"``, never touches the network.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from pathlib import Path
@@ -57,28 +58,57 @@ def _load(folder_or_id: str | Path, device, dtype=None):
     return model, tokenizer
 
 
-def load_sft_model(device=None, *, model_id: str | None = None):
+def _load_real(source: str, device, dtype):
+    """A hub id or a local folder: bf16 where the GPU has it, else fp32 (a T4's fp16 cannot hold small updates)."""
+    import torch
+
+    dev = get_device() if device is None else torch.device(device)
+    if dtype is None and dev.type == "cuda" and torch.cuda.is_bf16_supported():
+        dtype = torch.bfloat16
+    local = Path(source).expanduser()
+    return _load(local if local.is_dir() else source, dev, dtype)
+
+
+def load_sft_model(device=None, *, model_id: str | None = None, dtype=None):
     """Load the SFT model and its tokenizer: the starting point for DPO ("always SFT first").
 
     Returns ``(model, tokenizer)``, the model in eval mode on `device` (default: `get_device()`).
-    The toy model loads with `from_pretrained(folder)` exactly as a hub model does.
+    The toy model loads with `from_pretrained(folder)` exactly as a hub model does; `model_id` (default
+    ``$DPO_COURSE_MODEL``) may also be a hub id or a local `save_pretrained` folder. `dtype` (real models
+    only) overrides the default: bf16 on a GPU that has it, else fp32.
     """
     source = model_source(model_id)
     if source == TOY:
         return _load(toy_model_dir("sft"), device)
-    import torch
-
-    dev = get_device() if device is None else torch.device(device)
-    dtype = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    return _load(source, dev, dtype)
+    return _load_real(source, device, dtype)
 
 
-def load_base_model(device=None):
-    """The toy model before SFT: pre-trained on plain sentences, it knows no chat format.
+def base_model_source(model_id: str | None = None) -> str:
+    """The base (pre-SFT) model paired with `model_id`: ``$DPO_COURSE_BASE_MODEL`` if set, else the id
+    without its ``-Instruct`` suffix (Qwen/Qwen2.5-0.5B-Instruct -> Qwen/Qwen2.5-0.5B), else `model_id` itself."""
+    source = model_source(model_id)
+    if source == TOY:
+        return TOY
+    explicit = os.environ.get("DPO_COURSE_BASE_MODEL", "").strip()
+    if explicit:
+        return explicit
+    for suffix in ("-Instruct", "-instruct", "-Chat", "-chat"):
+        if source.endswith(suffix) and not Path(source).expanduser().is_dir():
+            return source[: -len(suffix)]
+    return source
 
-    Taught in 05_variants, where ORPO trains it in one stage without a reference model.
+
+def load_base_model(device=None, *, model_id: str | None = None, dtype=None):
+    """The model before SFT: for the toy, pre-trained on plain sentences, it knows no chat format.
+
+    Taught in 03_training_with_trl (SFT from it) and 05_variants, where ORPO trains it in one stage
+    without a reference model. With the real-model switch (`model_id`, default ``$DPO_COURSE_MODEL``) it
+    loads `base_model_source(model_id)`.
     """
-    return _load(toy_model_dir("base"), device)
+    source = base_model_source(model_id)
+    if source == TOY:
+        return _load(toy_model_dir("base"), device)
+    return _load_real(source, device, dtype)
 
 
 def on_policy_pairs(
@@ -91,19 +121,29 @@ def on_policy_pairs(
     max_new_tokens: int = 64,
     seed: int = 0,
     reward_fn=None,
+    pairing: str = "best_worst",
 ):
-    """Sample `num_samples` responses per prompt and pair the best against the worst by reward.
+    """Sample `num_samples` completions per prompt and pair them by reward with `data.pick_pair`.
 
-    Taught in 06_building_preference_data. Prompts whose samples all tie are dropped (a tie has no
-    preference). Returns a `datasets.Dataset` with prompt/chosen/rejected and the two rewards.
+    Taught in 06_building_preference_data. ``pairing="best_worst"`` pairs the best sample against
+    the worst, ``"best_random"`` against a random lower-rewarded one (seeded by `seed`); equal
+    rewards follow `pick_pair`'s tie rule (the first of equals, in sampling order). Empty samples
+    (the model ended its turn at once) are skipped before pairing: an empty completion is no
+    answer to prefer or reject. Prompts left with fewer than two samples, or whose samples all tie,
+    give no pair. Returns a `datasets.Dataset` with prompt/chosen/rejected and the two rewards.
     """
     from datasets import Dataset
 
     from dpo_course._generation import generate
+    from dpo_course.data.pairs import PAIRINGS, pick_pair
     from dpo_course.toyworld.domain import reward
 
     if num_samples < 2:
         raise ValueError(f"num_samples must be at least 2 to make a pair, got {num_samples}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
     reward_fn = reward_fn or reward
     repeated = [p for p in prompts for _ in range(num_samples)]
     samples = generate(
@@ -118,20 +158,21 @@ def on_policy_pairs(
     rng = random.Random(seed)
     rows = []
     for i, prompt in enumerate(prompts):
-        group = samples[i * num_samples : (i + 1) * num_samples]
-        scored = [(reward_fn(prompt, r), r) for r in group]
-        rng.shuffle(scored)  # ties at the top or bottom are broken at random, not by sample order
-        best = max(scored, key=lambda s: s[0])
-        worst = min(scored, key=lambda s: s[0])
-        if best[0] <= worst[0]:
+        group = [c for c in samples[i * num_samples : (i + 1) * num_samples] if c.strip()]
+        if len(group) < 2:
             continue
+        rewards = [reward_fn(prompt, c) for c in group]
+        picked = pick_pair(rewards, pairing=pairing, rng=rng)
+        if picked is None:
+            continue
+        best, worst = picked
         rows.append(
             {
                 "prompt": prompt,
-                "chosen": best[1],
-                "rejected": worst[1],
-                "chosen_reward": best[0],
-                "rejected_reward": worst[0],
+                "chosen": group[best],
+                "rejected": group[worst],
+                "chosen_reward": rewards[best],
+                "rejected_reward": rewards[worst],
             }
         )
     return Dataset.from_list(rows)
