@@ -3,11 +3,13 @@
 - winrate.py: `win_rate`, a pairwise judge in both orders with Wilson, sign-test and bootstrap intervals;
 - rewards.py: `implicit_rewards`, `preference_accuracy`, `kl_to_reference` (sampled), `mean_reward`, `mean_length`;
 - judges.py: `LLMJudge`, a language model as the judge, and `parse_verdict`;
-- diagnostics.py: `diagnose`, the debugging checklist as findings.
+- diagnostics.py: `diagnose`, the debugging checklist as findings;
+- length.py: `length_controlled_win_rate`, AlpacaEval 2's length-controlled win rate.
 """
 
 from dpo_course.evaluate.diagnostics import LR_RANGES, Finding, diagnose
 from dpo_course.evaluate.judges import DEFAULT_TEMPLATE, LLMJudge, parse_verdict
+from dpo_course.evaluate.length import LengthControlledWinRate, fit_length_glm, length_controlled_win_rate
 from dpo_course.evaluate.rewards import (
     KLEstimate,
     implicit_rewards,
@@ -25,10 +27,13 @@ __all__ = [
     "Finding",
     "KLEstimate",
     "LLMJudge",
+    "LengthControlledWinRate",
     "WinRate",
     "diagnose",
+    "fit_length_glm",
     "implicit_rewards",
     "kl_to_reference",
+    "length_controlled_win_rate",
     "mean_length",
     "mean_reward",
     "parse_verdict",

@@ -1,19 +1,21 @@
-"""Exercises of 07_evaluation: the Wilson interval, and a win rate judged in both orders with ties."""
+"""Exercises of 07_evaluation: the Wilson interval (7.1), a win rate in both orders (7.2), a cluster
+bootstrap (7.3) and a length-controlled win rate (7.4)."""
 
 from __future__ import annotations
 
 import math
+import random
 
 from dpo_course.exercises.framework import Case, Exercise, Mistake
 
 # ------------------------------------------------------------------ q1: the Wilson interval
 
 
-def _wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+def _wilson(successes: float, n: int, z: float = 1.96, *, recentre: bool = True, last: int = 2):
     p = successes / n
     denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    centre = (p + z * z / (2 * n)) / denom if recentre else p  # recentre=False, last=1: two known mistakes
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n**last))
     return centre - half, centre + half
 
 
@@ -24,17 +26,11 @@ def _wald(successes, n, z=1.96):
 
 
 def _not_recentred(successes, n, z=1.96):
-    p = successes / n
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return p - half, p + half
+    return _wilson(successes, n, z, recentre=False)
 
 
 def _n_not_squared(successes, n, z=1.96):
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n))
-    return centre - half, centre + half
+    return _wilson(successes, n, z, last=1)
 
 
 q1 = Exercise(
@@ -58,6 +54,7 @@ q1 = Exercise(
     ],
     solution_code="""
 import math
+import random
 
 def wilson_interval(successes, n, z=1.96):
     p = successes / n
@@ -183,6 +180,219 @@ def win_rate(verdicts_ab, verdicts_ba):
             _orders_averaged,
             "You averaged the two orders. Close, but a pair where one order says 'A' and the other 'tie' is a "
             "disagreement: count it as a tie (0.5), not as 0.75.",
+        ),
+    ],
+)
+
+# ---------------------------------------------------- q3: a cluster bootstrap
+
+
+def _cluster_bootstrap(scores, groups, n_boot=2000, seed=0):
+    rng = random.Random(seed)
+    clusters: dict = {}
+    for g, s in zip(groups, scores, strict=True):
+        clusters.setdefault(g, []).append(s)
+    members = list(clusters.values())
+    stats = []
+    for _ in range(n_boot):
+        draw = [members[rng.randrange(len(members))] for _ in members]  # whole prompts, with replacement
+        stats.append(sum(sum(c) for c in draw) / sum(len(c) for c in draw))
+    stats.sort()
+    return stats[int(0.025 * (n_boot - 1))], stats[int(math.ceil(0.975 * (n_boot - 1)))]
+
+
+def _single_comparisons(scores, groups, n_boot=2000, seed=0):
+    return _cluster_bootstrap(scores, list(range(len(scores))), n_boot, seed)
+
+
+def _without_replacement(scores, groups, n_boot=2000, seed=0):  # every draw: each prompt once, the same mean
+    return sum(scores) / len(scores), sum(scores) / len(scores)
+
+
+def _bootstrap_case(seed: int, prompts: int, per_prompt: int):
+    """Scores whose samples of one prompt agree far more than chance: an easy prompt is easy every time."""
+    rng = random.Random(seed)
+    scores, groups = [], []
+    for g in range(prompts):
+        p = rng.choice([0.05, 0.2, 0.5, 0.8, 0.95])
+        for _ in range(per_prompt):
+            scores.append(rng.choice([1.0, 0.5, 0.0]) if rng.random() < 0.2 else float(rng.random() < p))
+            groups.append(f"prompt {g}")
+    return scores, groups
+
+
+q3 = Exercise(
+    name="Exercise 7.3 (a cluster bootstrap)",
+    prompt=(
+        "Write cluster_bootstrap(scores, groups, n_boot=2000, seed=0) -> (low, high): a 95% percentile "
+        "bootstrap interval of the mean score that resamples whole groups (prompts) with replacement: each "
+        "draw picks as many groups as there are, at random, and pools all of their scores."
+    ),
+    reference=_cluster_bootstrap,
+    cases=[
+        Case(_bootstrap_case(0, 16, 8), label="16 prompts x 8 samples, samples of a prompt correlated"),
+        Case(_bootstrap_case(1, 24, 4), label="24 prompts x 4 samples"),
+    ],
+    hints=[
+        "Group the scores first: {prompt: [its scores]}. A bootstrap draw is a list of len(groups) prompts picked "
+        "with replacement (random.Random(seed).randrange), and its statistic is the mean of all their scores.",
+        "Repeat n_boot times, sort the draws' means, and read the 2.5th and 97.5th percentiles: "
+        "stats[int(0.025 * (n_boot - 1))] and stats[math.ceil(0.975 * (n_boot - 1))].",
+    ],
+    solution_code="""
+import math
+import random
+import random
+
+def cluster_bootstrap(scores, groups, n_boot=2000, seed=0):
+    rng = random.Random(seed)
+    clusters = {}
+    for g, s in zip(groups, scores):
+        clusters.setdefault(g, []).append(s)
+    members = list(clusters.values())
+    stats = []
+    for _ in range(n_boot):
+        draw = [members[rng.randrange(len(members))] for _ in members]   # whole prompts, with replacement
+        stats.append(sum(sum(c) for c in draw) / sum(len(c) for c in draw))
+    stats.sort()
+    return stats[int(0.025 * (n_boot - 1))], stats[math.ceil(0.975 * (n_boot - 1))]
+""",
+    answer_name="cluster_bootstrap",
+    rtol=0.0,
+    atol=0.03,
+    mistakes=[
+        Mistake(
+            "single comparisons",
+            _single_comparisons,
+            "Your interval is too narrow: you resampled single comparisons. Samples of one prompt are correlated "
+            "(an easy prompt is easy for every sample), so resample whole prompts and keep their samples together.",
+        ),
+        Mistake(
+            "without replacement",
+            _without_replacement,
+            "Your interval has zero width: drawing the prompts without replacement gives back the same set every "
+            "time. A bootstrap draws with replacement, so some prompts appear twice and others not at all.",
+        ),
+    ],
+)
+
+# ---------------------------------------------------- q4: a length-controlled win rate
+
+
+def _lc_features(length_diffs, squash=True, standardise=True):
+    n = len(length_diffs)
+    mean = sum(length_diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in length_diffs) / n) if standardise else 1.0
+    return [(math.tanh(d / sd) if squash else d / sd) if sd > 0 else 0.0 for d in length_diffs]
+
+
+def _fit(scores, x, iters=100):
+    theta = phi = 0.0
+    for _ in range(iters):
+        g0 = g1 = h00 = h01 = h11 = 0.0
+        for y, xi in zip(scores, x, strict=True):
+            p = 1 / (1 + math.exp(-(theta + phi * xi)))
+            w = p * (1 - p)
+            g0, g1, h00, h01, h11 = g0 + y - p, g1 + (y - p) * xi, h00 + w, h01 + w * xi, h11 + w * xi * xi
+        det = h00 * h11 - h01 * h01
+        theta, phi = theta + (h11 * g0 - h01 * g1) / det, phi + (h00 * g1 - h01 * g0) / det
+    return theta, phi
+
+
+def _lc_win_rate(scores, lengths_a, lengths_b):
+    x = _lc_features([a - b for a, b in zip(lengths_a, lengths_b, strict=True)])
+    theta, _ = _fit(scores, x)
+    return 1 / (1 + math.exp(-theta))
+
+
+def _raw_rate(scores, lengths_a, lengths_b):
+    return sum(scores) / len(scores)
+
+
+def _lc_variant(**features):
+    def lc(scores, lengths_a, lengths_b):
+        x = _lc_features([a - b for a, b in zip(lengths_a, lengths_b, strict=True)], **features)
+        return 1 / (1 + math.exp(-_fit(scores, x)[0]))
+
+    return lc
+
+
+def _lc_case(seed: int, n: int, extra_words: int, quality: float):
+    """A judge that likes long answers: P(a wins) = sigmoid(quality + 1.5 tanh(dlen / 8)); ties count half."""
+    rng = random.Random(seed)
+    la = [rng.randint(4, 20) + extra_words for _ in range(n)]
+    lb = [rng.randint(4, 20) for _ in range(n)]
+    scores = []
+    for a, b in zip(la, lb, strict=True):
+        p = 1 / (1 + math.exp(-(quality + 1.5 * math.tanh((a - b) / 8))))
+        u = rng.random()
+        scores.append(0.5 if u < 0.1 else float(u < 0.1 + 0.9 * p))
+    return scores, la, lb
+
+
+q4 = Exercise(
+    name="Exercise 7.4 (a length-controlled win rate)",
+    prompt=(
+        "Write lc_win_rate(scores, lengths_a, lengths_b) -> float, AlpacaEval 2's length control: with "
+        "d = lengths_a - lengths_b and x = tanh(d / sd(d)) (sd: the population standard deviation of d), fit "
+        "logit P(a wins) = theta + phi * x by maximum likelihood (scores are 1, 0.5 or 0; a tie is a soft label "
+        "of 0.5), and return sigmoid(theta): the predicted win rate at a length difference of zero."
+    ),
+    reference=_lc_win_rate,
+    cases=[
+        Case(
+            _lc_case(0, 200, 8, 0.0), label="equally good answers, a's 8 words longer, a length-loving judge"
+        ),
+        Case(_lc_case(1, 200, 0, 0.8), label="a better and no longer"),
+        Case(_lc_case(2, 300, 12, -0.4), label="a worse but 12 words longer"),
+    ],
+    rtol=0.0,
+    atol=2e-3,
+    hints=[
+        "Two parameters, a convex loss: -mean(y log p + (1 - y) log(1 - p)) with p = sigmoid(theta + phi * x). "
+        "Newton's method converges in a few steps; so do a few hundred steps of torch.optim.LBFGS or Adam on a "
+        "tensor of two parameters (check that the gradient is ~0 at the end).",
+        "x = tanh(d / d.std(unbiased=False)); fit; return sigmoid(theta). Not the mean of the fitted "
+        "probabilities: with an intercept, maximum likelihood makes that exactly the raw win rate.",
+    ],
+    solution_code="""
+import torch
+
+def lc_win_rate(scores, lengths_a, lengths_b):
+    y = torch.tensor(scores, dtype=torch.float64)
+    d = torch.tensor(lengths_a, dtype=torch.float64) - torch.tensor(lengths_b, dtype=torch.float64)
+    x = torch.tanh(d / d.std(unbiased=False))                   # AlpacaEval's standardised, squashed gap
+    w = torch.zeros(2, dtype=torch.float64, requires_grad=True)  # theta, phi
+    opt = torch.optim.LBFGS([w], max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-14)
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(w[0] + w[1] * x, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return torch.sigmoid(w[0]).item()                           # the prediction at a zero length gap
+""",
+    answer_name="lc_win_rate",
+    mistakes=[
+        Mistake(
+            "raw rate",
+            _raw_rate,
+            "That is the raw win rate: nothing is controlled. Fit the logistic model on the length difference and "
+            "read its prediction at a difference of zero, sigmoid(theta).",
+        ),
+        Mistake(
+            "not standardised",
+            _lc_variant(standardise=False),
+            "Divide the length difference by its standard deviation before the tanh: tanh(d) of a gap of a few "
+            "words is already +-1, so the feature cannot tell a small gap from a large one.",
+        ),
+        Mistake(
+            "not squashed",
+            _lc_variant(squash=False),
+            "Close: you used d / sd(d) as the feature. AlpacaEval squashes it with tanh, so that a few very long "
+            "answers cannot dominate the fit: x = tanh(d / sd(d)).",
         ),
     ],
 )

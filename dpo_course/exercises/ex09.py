@@ -1,4 +1,4 @@
-"""Exercises of 09_scaling_up: the bytes of a DPO forward pass's logits (9.1) and the FLOPs of a step (9.2)."""
+"""Exercises of 09_scaling_up: the bytes of the logits (9.1), the FLOPs of a step (9.2), a memory budget (9.3)."""
 
 from __future__ import annotations
 
@@ -111,6 +111,88 @@ def step_flops(n_params, chosen_tokens, rejected_tokens, precomputed_reference=F
             "ignores precomputed",
             lambda n, c, r, precomputed_reference=False: 8 * n * (c + r),
             "With precomputed_reference=True the reference's log-probs are already known: no reference forward.",
+        ),
+    ],
+)
+
+
+# ------------------------------------------------------------------ q3: a memory budget
+
+
+def _state_bytes(n_params, lora_params=0, precomputed_reference=False):
+    if lora_params:  # frozen bf16 base (it is also the reference, adapter off) + fp32 adapters with AdamW
+        return 2 * n_params + 16 * lora_params
+    reference = 0 if precomputed_reference else 2 * n_params
+    return 16 * n_params + reference  # 2 bf16 weights + 2 bf16 grads + 12 fp32 master, m, v; + bf16 reference
+
+
+q3 = Exercise(
+    name="Exercise 9.3 (a memory budget)",
+    prompt=(
+        "Write state_bytes(n_params, lora_params=0, precomputed_reference=False): the bytes of weights, "
+        "gradients, optimizer state and reference of a DPO job trained the way real jobs are, in mixed "
+        "precision. Full fine-tuning (lora_params=0): bf16 weights and gradients, an fp32 master copy and fp32 "
+        "AdamW moments, and a bf16 reference copy unless its log-probs were precomputed. LoRA (lora_params > 0): "
+        "the base stays frozen in bf16 and is also the reference (adapter off); the adapters train in fp32 "
+        "(PEFT's default) with fp32 gradients and AdamW moments."
+    ),
+    reference=_state_bytes,
+    cases=[
+        Case((8_030_261_248,), label="Llama 3.1 8B, full fine-tuning with a reference copy"),
+        Case(
+            (8_030_261_248,),
+            {"precomputed_reference": True},
+            label="the same, reference log-probs precomputed",
+        ),
+        Case((8_030_261_248, 41_943_040), label="the same model, rank-16 LoRA on every linear layer"),
+        Case((1_000_000, 10_000), {"precomputed_reference": True}, label="LoRA, precomputed flag set too"),
+    ],
+    hints=[
+        "Count bytes per parameter. Full fine-tuning: weights 2 + gradients 2 + fp32 master 4 + two fp32 moments "
+        "4 + 4, and the reference 2. LoRA: every base weight 2 (no gradient, no state, no second copy); every "
+        "adapter weight 4 + gradient 4 + moments 4 + 4.",
+        "full: 16 * n_params + (0 if precomputed_reference else 2 * n_params), 18 bytes per parameter with the "
+        "reference; LoRA: 2 * n_params + 16 * lora_params.",
+    ],
+    solution_code="""
+def state_bytes(n_params, lora_params=0, precomputed_reference=False):
+    if lora_params:                      # the frozen base is also the reference: adapter off
+        return 2 * n_params + 16 * lora_params       # adapters: fp32 weight 4 + grad 4 + AdamW m 4 + v 4
+    reference = 0 if precomputed_reference else 2 * n_params
+    return (2 + 2 + 12) * n_params + reference      # bf16 weight, bf16 grad, fp32 master + m + v
+""",
+    answer_name="state_bytes",
+    mistakes=[
+        Mistake(
+            "pure bf16 AdamW",
+            lambda n, lora_params=0, precomputed_reference=False: (
+                2 * n + 8 * lora_params if lora_params else (8 if precomputed_reference else 10) * n
+            ),
+            "That is pure bf16 training (2 + 2 + 4 bytes, and 2 for the reference): at DPO's learning rates bf16 "
+            "weights cannot move (09, section 6). Real jobs keep an fp32 master copy and fp32 moments: 12 bytes.",
+        ),
+        Mistake(
+            "no master copy",
+            lambda n, lora_params=0, precomputed_reference=False: (
+                2 * n + 16 * lora_params if lora_params else (12 if precomputed_reference else 14) * n
+            ),
+            "You kept fp32 moments but no fp32 master copy of the weights: mixed precision needs it (4 bytes), "
+            "because the bf16 weights are what cannot take a tiny update.",
+        ),
+        Mistake(
+            "LoRA reference copy",
+            lambda n, lora_params=0, precomputed_reference=False: (
+                4 * n + 16 * lora_params if lora_params else (16 if precomputed_reference else 18) * n
+            ),
+            "With LoRA the reference is the base model with the adapter switched off: no second copy of the weights.",
+        ),
+        Mistake(
+            "reference ignored",
+            lambda n, lora_params=0, precomputed_reference=False: (
+                2 * n + 16 * lora_params if lora_params else 16 * n
+            ),
+            "Without precomputed log-probs, full fine-tuning keeps a frozen bf16 reference copy: 2 more bytes per "
+            "parameter.",
         ),
     ],
 )
