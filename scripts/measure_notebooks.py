@@ -9,54 +9,52 @@ Binder's 2 GB limit counts. Prints a markdown table; `--json FILE` also writes t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import threading
 import time
 from pathlib import Path
 
-import nbformat
 import psutil
-from nbclient import NotebookClient
+
+from dpo_course.course.notebooks import execute_notebook
 
 
 def measure(path: Path, timeout: int = 600) -> dict:
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
+    """Run `path` with the course's runner while a thread samples the kernel's resident memory."""
     peak = {"rss": 0}
-    stop = threading.Event()
 
-    def sample(pid: int) -> None:
-        proc = psutil.Process(pid)
-        while not stop.is_set():
-            try:
-                rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-                peak["rss"] = max(peak["rss"], rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
+    @contextlib.contextmanager
+    def sampling(pid: int):
+        stop = threading.Event()
 
-    start = time.time()
-    error = None
-    with client.setup_kernel():
-        pid = client.km.provisioner.process.pid
-        thread = threading.Thread(target=sample, args=(pid,), daemon=True)
+        def sample() -> None:
+            proc = psutil.Process(pid)
+            while not stop.is_set():
+                try:
+                    rss = proc.memory_info().rss + sum(
+                        c.memory_info().rss for c in proc.children(recursive=True)
+                    )
+                    peak["rss"] = max(peak["rss"], rss)
+                except psutil.Error:
+                    pass
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         try:
-            for index, cell in enumerate(nb.cells):
-                client.execute_cell(cell, index)
-        except Exception as exc:  # report, keep measuring the others
-            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]}"
+            yield
         finally:
             stop.set()
             thread.join()
+
+    run = execute_notebook(path, timeout=timeout, watch=sampling)
     return {
         "notebook": str(path),
-        "seconds": round(time.time() - start, 1),
+        "seconds": round(run.seconds, 1),
         "peak_mib": round(peak["rss"] / 2**20),
-        "error": error,
+        "error": run.error,
     }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from dpo_course.course import cli, doctor, progress
+from dpo_course.course import cli, doctor, notebooks, progress
 from dpo_course.course.authoring import SETUP_CELL
 from dpo_course.exercises import ex00, ex01
 
@@ -22,7 +22,7 @@ def test_doctor_reports_this_machine_ready(capsys):
     assert doctor.main([]) == 0
     out = capsys.readouterr().out
     assert "ready for the course" in out and "0 failed" in out
-    for name in ("Python", "torch", "trl", "transformers", "device", "toy model", "notebooks"):
+    for name in ("Python", "course", "torch", "trl", "transformers", "device", "toy model", "notebooks"):
         assert any(line.startswith(f"✓ {name} ") for line in out.splitlines()), (
             f"no passing {name!r} line:\n{out}"
         )
@@ -146,3 +146,66 @@ def test_progress_says_when_nothing_matches(tmp_path, capsys):
     assert progress.main([str(tmp_path)]) == 2
     assert progress.main([str(tmp_path / "missing")]) == 2
     assert "no notebooks" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- finding and running notebooks
+
+
+def _course_copy(root: Path) -> Path:
+    """A folder shaped like the course: notebooks/ and solutions/, each with one tiny notebook."""
+    for kind in ("notebooks", "solutions"):
+        (root / kind).mkdir(parents=True)
+        (root / kind / "00_tiny.ipynb").write_text(json.dumps(_notebook([_cell(f"print('{kind}')")])))
+    return root
+
+
+def test_find_notebooks_tries_the_folder_then_the_env_then_the_current_directory(tmp_path, monkeypatch):
+    course = _course_copy(tmp_path / "course")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.delenv(notebooks.NOTEBOOKS_ENV, raising=False)
+    monkeypatch.setattr(notebooks, "checkout_root", lambda: None)  # as after a non-editable install
+    monkeypatch.chdir(course)
+    assert notebooks.find_notebooks() == course / "notebooks"
+    assert notebooks.find_notebooks(kind="solutions") == course / "solutions"
+    monkeypatch.chdir(course / "notebooks")  # inside the folder itself
+    assert notebooks.find_notebooks() == course / "notebooks"
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(notebooks.NotebooksNotFound) as missing:
+        notebooks.find_notebooks()
+    message = str(missing.value)
+    assert str(elsewhere / "notebooks") in message and notebooks.NOTEBOOKS_ENV in message, message
+    monkeypatch.setenv(notebooks.NOTEBOOKS_ENV, str(course / "solutions"))
+    assert notebooks.find_notebooks() == course / "solutions"
+    assert notebooks.find_notebooks(course / "notebooks") == course / "notebooks", "a given folder wins"
+    with pytest.raises(notebooks.NotebooksNotFound, match="is not a folder"):
+        notebooks.find_notebooks(tmp_path / "nowhere")
+    assert notebooks.find_course_root(course) == course
+    monkeypatch.chdir(course)
+    assert notebooks.find_course_root() == course.resolve()
+
+
+def test_the_checkout_is_found_from_anywhere_in_an_editable_install(tmp_path, monkeypatch):
+    monkeypatch.delenv(notebooks.NOTEBOOKS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert notebooks.checkout_root() == ROOT
+    assert notebooks.find_notebooks() == ROOT / "notebooks"
+    assert doctor.check_notebooks().status == doctor.OK
+
+
+def test_course_command_runs_the_selected_notebooks_and_reports_a_failure(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    (folder / "00_ok.ipynb").write_text(json.dumps(_notebook([_cell("x = 6 * 7\nprint(x)")])))
+    (folder / "01_bad.ipynb").write_text(json.dumps(_notebook([_cell("1 / 0"), _cell("print('never')")])))
+    out = tmp_path / "build"
+    assert cli.main(["course", "--folder", str(folder), "--notebooks", "00", "--out", str(out)]) == 0
+    executed = json.loads((out / "00_ok.ipynb").read_text())
+    assert "".join(executed["cells"][0]["outputs"][0]["text"]) == "42\n"
+    assert not (out / "01_bad.ipynb").exists(), "--notebooks 00 selects by prefix"
+    assert cli.main(["course", "--folder", str(folder), "--out", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "00_ok.ipynb" in text and "FAILED: CellExecutionError" in text and "ZeroDivisionError" in text
+    run = notebooks.execute_notebook(folder / "01_bad.ipynb", allow_errors=True)
+    assert run.error is None and len(run.cell_errors) == 1 and "ZeroDivisionError" in run.cell_errors[0]
+    assert run.nb.cells[1].outputs[0]["text"] == "never\n", "errors allowed: later cells still run"

@@ -23,7 +23,8 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from dpo_course.course.notebooks import NotebooksNotFound, find_course_root
+
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?:\s+stub:\s*(?P<stub>.+))?\s*$")
 END = re.compile(r"^[ \t]*# END SOLUTION\s*$")
 MD_SOLUTION = re.compile(r"<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->", re.S)
@@ -149,8 +150,12 @@ def dumps(nb: dict) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
-def sync(root: Path = ROOT, check: bool = False) -> list[str]:
-    """Write (or with `check`, compare) every student notebook; returns the problems found."""
+def sync(root: Path | None = None, check: bool = False) -> list[str]:
+    """Write (or with `check`, compare) every student notebook; returns the problems found.
+
+    `root` holds solutions/ and notebooks/ (default: `find_course_root`, the course copy being worked on).
+    """
+    root = find_course_root(root)
     problems = []
     solutions = sorted((root / "solutions").glob("*.ipynb"))
     students = {p.name for p in (root / "notebooks").glob("*.ipynb")}
@@ -233,6 +238,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--from-percent", nargs=2, metavar=("SRC", "DEST"), help="convert a # %% script to a notebook"
     )
+    parser.add_argument(
+        "--root", type=Path, default=None, help="the course folder (default: the one holding ./solutions)"
+    )
     args = parser.parse_args(argv)
     if args.from_percent:
         src, dest = map(Path, args.from_percent)
@@ -244,7 +252,11 @@ def main(argv=None) -> int:
             cell["id"] = f"{dest.stem[:12]}-{i:03d}"
         dest.write_text(dumps(nb))
         return 0
-    problems = sync(check=args.check)
+    try:
+        problems = sync(args.root, check=args.check)
+    except NotebooksNotFound as exc:
+        print(exc, file=sys.stderr)
+        return 2
     for p in problems:
         print(p, file=sys.stderr)
     if not problems:

@@ -25,7 +25,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-ROOT = Path(__file__).resolve().parents[2]
+from dpo_course.course.notebooks import NotebooksNotFound, checkout_root, find_notebooks
+
 DIST = "dpo-course"
 OK, WARN, FAIL = "ok", "warn", "fail"
 ICONS = {OK: "✓", WARN: "!", FAIL: "✗"}
@@ -48,8 +49,9 @@ class Check:
 
 def course_requirements() -> tuple[str, list[Requirement]]:
     """(requires-python, runtime requirements): from pyproject.toml in a checkout, else the installed metadata."""
-    pyproject = ROOT / "pyproject.toml"
-    if pyproject.exists() and sys.version_info >= (3, 11):
+    root = checkout_root()
+    pyproject = root / "pyproject.toml" if root is not None else None
+    if pyproject is not None and sys.version_info >= (3, 11):
         import tomllib
 
         project = tomllib.loads(pyproject.read_text())["project"]
@@ -149,7 +151,7 @@ def check_toy_model(limit_s: float = MODEL_LOAD_LIMIT_S) -> Check:
             "toy model",
             FAIL,
             f"{type(exc).__name__}: {exc}"[:200],
-            "reinstall the course: pip install -e . (the weights ship in dpo_course/toyworld/assets)",
+            "reinstall the course: pip install . (the weights ship in dpo_course/toyworld/assets)",
         )
     seconds = time.perf_counter() - start
     detail = f"loaded offline and answered a prompt in {seconds:.1f} s ({len(answer.split())} words)"
@@ -168,25 +170,27 @@ def check_toy_model(limit_s: float = MODEL_LOAD_LIMIT_S) -> Check:
     return Check("toy model", OK, detail + note)
 
 
-def find_notebooks(folder: Path | None = None) -> Path | None:
-    """The course's notebooks/: `folder`, else ./notebooks, else the checkout's."""
-    candidates = [folder] if folder is not None else [Path.cwd() / "notebooks", ROOT / "notebooks"]
-    return next((c for c in candidates if c.is_dir()), None)
+def check_install() -> Check:
+    """Which dpo_course Python imports, and from where: an editable checkout or an installed copy."""
+    import dpo_course
+
+    version = _installed_version(DIST) or "unknown version"
+    where = Path(dpo_course.__file__).resolve().parent
+    how = "editable, from the checkout" if checkout_root() is not None else "installed"
+    return Check("course", OK, f"dpo-course {version}, {how}: {where}")
 
 
 def check_notebooks(folder: Path | None = None) -> Check:
-    found = find_notebooks(folder)
-    if found is None:
-        where = folder or "./notebooks"
+    try:
+        found = find_notebooks(folder)
+    except NotebooksNotFound as exc:
         if "google.colab" in sys.modules:
-            return Check(
-                "notebooks", WARN, f"{where} not found (fine on Colab: open each notebook from its badge)"
-            )
+            return Check("notebooks", WARN, "not found (fine on Colab: open each notebook from its badge)")
         return Check(
             "notebooks",
             FAIL,
-            f"{where} not found",
-            "git clone https://github.com/dpo-course/dpo-course and run this from its folder",
+            str(exc),
+            "run this from a copy of the course, or pass --notebooks FOLDER (or set $DPO_COURSE_NOTEBOOKS)",
         )
     paths = sorted(found.glob("[0-9][0-9]_*.ipynb"))
     broken = []
@@ -203,7 +207,7 @@ def check_notebooks(folder: Path | None = None) -> Check:
         return Check(
             "notebooks", FAIL, f"unreadable: {', '.join(broken)}", "restore them: git checkout -- notebooks/"
         )
-    return Check("notebooks", OK, f"{len(paths)} in {found}")
+    return Check("notebooks", OK, f"{len(paths)} in {found.resolve()}")
 
 
 # ---------------------------------------------------------------------------------- report
@@ -211,7 +215,7 @@ def check_notebooks(folder: Path | None = None) -> Check:
 
 def run_checks(*, notebooks: Path | None = None, model: bool = True) -> list[Check]:
     requires_python, requirements = course_requirements()
-    checks = [check_python(requires_python)]
+    checks = [check_python(requires_python), check_install()]
     checks += [check_package(r) for r in requirements]
     checks += [check_memory(), check_device()]
     if model:
@@ -239,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="dpo-course doctor", description="Check this environment for the DPO course."
     )
     parser.add_argument(
-        "--notebooks", type=Path, default=None, help="the notebooks folder (default: ./notebooks)"
+        "--notebooks",
+        type=Path,
+        default=None,
+        help="the notebooks folder (default: $DPO_COURSE_NOTEBOOKS, ./notebooks, or .)",
     )
     parser.add_argument("--skip-model", action="store_true", help="do not load the toy model")
     args = parser.parse_args(argv)

@@ -13,16 +13,14 @@ Learners' errors do not stop the run: cells keep executing, as "Run All" with er
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import re
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dpo_course.course.notebooks import NotebooksNotFound, execute_notebook, find_notebooks, select_notebooks
 from dpo_course.exercises.framework import CORRECT, NOT_ATTEMPTED, PROGRESS_LOG_ENV, WRONG
 
 NOT_RUN = "not run"
@@ -64,73 +62,40 @@ def exercises_checked(nb) -> list[str]:
     return names
 
 
-@contextlib.contextmanager
-def _environ(**values: str):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_notebook(path: Path, *, timeout: int = 600, progress_bar: bool = True) -> NotebookProgress:
     """Execute `path` in a fresh kernel (errors allowed) and collect every exercise's last verdict."""
     import nbformat
-    from nbclient import NotebookClient
     from tqdm.auto import tqdm
 
     nb = nbformat.read(path, as_version=4)
     expected = exercises_checked(nb)
-    report = NotebookProgress(path.name)
-    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(path.parent)}},
+    cells = sum(c.cell_type == "code" for c in nb.cells)
+    bar = tqdm(
+        total=cells, desc=path.name, unit="cell", leave=False, disable=not progress_bar, file=sys.stderr
     )
-    start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "progress.jsonl"
         # Strict mode would make a wrong answer raise; the learner's kernel draws nothing on screen.
-        with _environ(**{PROGRESS_LOG_ENV: str(log), "DPO_COURSE_STRICT": "0", "MPLBACKEND": "Agg"}):
-            bar = tqdm(
-                total=len(code),
-                desc=path.name,
-                unit="cell",
-                leave=False,
-                disable=not progress_bar,
-                file=sys.stderr,
+        env = {PROGRESS_LOG_ENV: str(log), "DPO_COURSE_STRICT": "0", "MPLBACKEND": "Agg"}
+        try:
+            run = execute_notebook(
+                path, timeout=timeout, allow_errors=True, env=env, on_cell=lambda i, c: bar.update(1)
             )
-            try:
-                with client.setup_kernel():
-                    for index, cell in code:
-                        client.execute_cell(cell, index)
-                        bar.update(1)
-                        for out in cell.get("outputs", []):
-                            if out.get("output_type") == "error":
-                                report.cell_errors.append(
-                                    f"cell {index}: {out.get('ename')}: {out.get('evalue', '')}"[:200]
-                                )
-            except Exception as exc:  # a timeout or a dead kernel: report it, keep the verdicts so far
-                report.failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:160] if str(exc).strip() else ''}"
-            finally:
-                bar.close()
+        finally:
+            bar.close()
         verdicts: dict[str, str] = {}
         if log.exists():
             for line in log.read_text(encoding="utf-8").splitlines():
                 entry = json.loads(line)
                 verdicts[entry["exercise"]] = entry["status"]  # the last check of an exercise counts
-    report.seconds = time.time() - start
     names = expected + [n for n in verdicts if n not in expected]
-    report.exercises = [(name, verdicts.get(name, NOT_RUN)) for name in names]
-    return report
+    return NotebookProgress(
+        path.name,
+        exercises=[(name, verdicts.get(name, NOT_RUN)) for name in names],
+        cell_errors=run.cell_errors,
+        seconds=run.seconds,
+        failure=run.error,
+    )
 
 
 def render(reports: list[NotebookProgress]) -> str:
@@ -151,20 +116,16 @@ def render(reports: list[NotebookProgress]) -> str:
     return "\n".join(lines)
 
 
-def select_notebooks(folder: Path, wanted: list[str] | None) -> list[Path]:
-    """The notebooks of `folder`, or only those whose name starts with one of `wanted` ("01", "02_dpo")."""
-    paths = sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
-    if wanted:
-        paths = [p for p in paths if any(p.name.startswith(w) or p.stem == w for w in wanted)]
-    return paths
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="dpo-course progress", description="Which exercises of your notebooks pass."
     )
     parser.add_argument(
-        "folder", nargs="?", type=Path, default=Path("notebooks"), help="your notebooks (default: notebooks/)"
+        "folder",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="your notebooks (default: $DPO_COURSE_NOTEBOOKS, ./notebooks, or the current directory)",
     )
     parser.add_argument(
         "--notebooks", nargs="+", metavar="NN", help="only these notebooks, by number or name prefix"
@@ -172,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds one cell may run (default 600)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if not args.folder.is_dir():
-        print(f"{args.folder} is not a folder: pass the folder that holds your notebooks", file=sys.stderr)
+    try:
+        args.folder = find_notebooks(args.folder)
+    except NotebooksNotFound as exc:
+        print(exc, file=sys.stderr)
         return 2
     paths = select_notebooks(args.folder, args.notebooks)
     if not paths:
