@@ -23,6 +23,13 @@ _R = [
     "Let me see. We start with 9 and multiply by 3. So 9 times 3 is 27.",
 ]
 
+_P3 = ["What is the capital of France?", "Compute 9 times 3.", "Name the capital of Peru."]
+_R3 = [
+    "The capital of France is Paris.",
+    "Let me see. 9 times 3 is 27.",
+    "The capital of Peru is Lima, a city on the coast.",
+]
+
 q1 = Exercise(
     name="Exercise 0.1 (mean reward)",
     prompt="Write mean_reward(prompts, responses): the average ground-truth reward of the responses.",
@@ -30,10 +37,15 @@ q1 = Exercise(
     cases=[
         Case((_P, _R), label="four answers, one of each style"),
         Case((_P[:1], _R[:1]), label="one answer"),
+        Case((_P3, _R3), label="three correct answers, two of them wordy"),
+        Case((_P3 + _P[1:3], _R3 + _R[1:3]), label="five answers"),
     ],
     hints=[
-        "toyworld.reward(prompt, response) scores one response; average it over the pairs.",
-        "sum(reward(p, r) for p, r in zip(prompts, responses)) / len(prompts)",
+        "toyworld.reward(prompt, response) scores ONE answer to one prompt. You need it for every "
+        "(prompt, response) pair, then the average of those numbers.",
+        "zip(prompts, responses) walks the two lists side by side. The average is the total divided by how many "
+        "answers there are; keep every digit (no rounding, no integer division).",
+        "sum(reward(p, r) for p, r in zip(prompts, responses)) divided by the number of prompts.",
     ],
     solution_code="""
 from dpo_course.toyworld import reward
@@ -52,6 +64,12 @@ def mean_reward(prompts, responses):
             "accuracy",
             lambda ps, rs: sum(reward(p, r) > 0 for p, r in zip(ps, rs)) / len(ps),
             "That counts correct answers. The reward also grades concision and refusals: average the reward itself.",
+        ),
+        Mistake(
+            "rounded",
+            lambda ps, rs: round(_mean_reward(ps, rs), 2),
+            "Close, but rounded: a checker (and a later notebook) compares the full number. Return the mean "
+            'unrounded and round only when you print it (f"{x:.2f}").',
         ),
     ],
 )

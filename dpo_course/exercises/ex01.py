@@ -55,10 +55,12 @@ q1 = Exercise(
         Case((_REF_1D, _R_1D, 4.0), label="a large beta = 4.0"),
     ],
     hints=[
-        "pi* reweights pi_ref: each candidate's reference probability is multiplied by exp(reward / beta), "
-        "then the weights are normalised to sum to one over the candidates.",
-        "w = reference_probs * torch.exp(rewards / beta); return w / w.sum(dim=-1, keepdim=True). "
-        "(torch.softmax(reference_probs.log() + rewards / beta, dim=-1) is the same and never overflows.)",
+        "Look at the closed form in the cell above: pi* reweights pi_ref. Each candidate's reference "
+        "probability is multiplied by a factor that grows with its reward, and the result must sum to one.",
+        "The factor is exp(reward / beta) (divided, not multiplied: a small beta follows the reward sharply), "
+        "and Z(x) is the sum of the weights over the candidates of ONE prompt: the last dimension, keepdim.",
+        "w = reference_probs * torch.exp(rewards / beta), then divide w by its sum over dim=-1. "
+        "(A softmax of log pi_ref + r / beta over dim=-1 is the same and never overflows.)",
     ],
     solution_code="""
 import torch
@@ -117,8 +119,11 @@ q2 = Exercise(
         Case((torch.tensor([-1.0, 0.0, 3.0]), torch.tensor([1.0, -2.0, -3.0])), label="negative rewards too"),
     ],
     hints=[
-        "Bradley-Terry: P(y_w > y_l) = exp(r_w) / (exp(r_w) + exp(r_l)). Divide top and bottom by exp(r_w).",
-        "exp(r_w) / (exp(r_w) + exp(r_l)) = 1 / (1 + exp(-(r_w - r_l))) = torch.sigmoid(r_w - r_l).",
+        "Bradley-Terry: P(y_w > y_l) = exp(r_w) / (exp(r_w) + exp(r_l)). The answer must be in (0, 1) and "
+        "exactly 0.5 for a tie.",
+        "Divide top and bottom by exp(r_w): the probability depends on the rewards only through their "
+        "difference r_w - r_l, fed to a function torch has built in (1 / (1 + exp(-z))).",
+        "That function is the logistic sigmoid, torch.sigmoid, applied to chosen minus rejected.",
     ],
     solution_code="""
 import torch
@@ -198,8 +203,10 @@ q3 = Exercise(
     hints=[
         "Substitute r = beta log(pi/pi_ref) + beta log Z(x) into sigmoid(r_w - r_l): both responses answer "
         "the same prompt, so beta log Z(x) appears once with + and once with -.",
-        "logratios = policy_logps - reference_logps; pick column `chosen` and column `rejected` of each row "
-        "(logratios.gather(-1, chosen[:, None])[:, 0]), then torch.sigmoid(beta * (picked_w - picked_l)).",
+        "So you need, per prompt (row), the log-ratio log pi - log pi_ref of candidate `chosen[n]` and of "
+        "candidate `rejected[n]`. Build the (N, K) log-ratios first, then pick one column per row.",
+        "Picking one column per row: t.gather(-1, idx.unsqueeze(-1)).squeeze(-1). Then sigmoid of beta times "
+        "the chosen log-ratio minus the rejected one.",
     ],
     solution_code="""
 import torch

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dpo_course.exercises._ex02_step import _step, _step_inputs, _step_outcome
 from dpo_course.exercises.framework import Case, Exercise, Mistake
 
 # ------------------------------------------------------------------ q1: sequence log-probs
@@ -73,10 +74,13 @@ q1 = Exercise(
         Case((_LOGITS2, _IDS2, _MASK2), label="a one-token prompt; a one-token response"),
     ],
     hints=[
-        "A causal LM's logits at position t-1 are its prediction of token t. Take log_softmax over the "
-        "vocabulary, pick the log-prob of the token that actually came next, keep response tokens only, sum.",
-        "logps = logits[:, :-1].log_softmax(-1); token_logps = logps.gather(-1, input_ids[:, 1:, None])[..., 0]; "
-        "return (token_logps * completion_mask[:, 1:]).sum(-1). Shift the ids AND the mask by one.",
+        "A causal LM's logits at position t-1 are its prediction of token t. Four steps: log-probabilities over "
+        "the vocabulary, the one of the token that actually came next, response tokens only, a sum per row.",
+        "Shift by one: logits[:, :-1] (all but the last position) line up with input_ids[:, 1:] and with "
+        "completion_mask[:, 1:]. torch.log_softmax(..., dim=-1) gives log-probabilities; .gather(-1, ...) "
+        "picks one entry per position (the index needs a trailing dimension of size 1).",
+        "token_logps = log_softmax(logits[:, :-1]).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1), "
+        "shape (B, T-1); multiply by the shifted mask and sum over dim -1. Keep the gradient (no .detach()).",
     ],
     solution_code="""
 import torch
@@ -88,6 +92,7 @@ def sequence_logps(logits, input_ids, completion_mask):
     return (token_logps * completion_mask[:, 1:]).sum(-1)                # (B,)
 """,
     answer_name="sequence_logps",
+    needs_grad=True,
     mistakes=[
         Mistake(
             "mean",
@@ -114,6 +119,12 @@ def sequence_logps(logits, input_ids, completion_mask):
             "and drop the last response token. The mask must line up with input_ids[:, 1:]: completion_mask[:, 1:].",
         ),
         Mistake(
+            "detached",
+            lambda logits, ids, mask: _sequence_logps(logits, ids, mask).detach(),
+            "Right numbers, but no gradient: section 6 trains the model through these log-probs. Drop .detach() "
+            "(and torch.no_grad(), .item(), torch.tensor(...) of results).",
+        ),
+        Mistake(
             "raw logits",
             _raw_logits,
             "You summed raw logits. A log-probability needs the log-softmax over the vocabulary first "
@@ -138,6 +149,12 @@ def _dpo_loss(
 
 _G2 = torch.Generator().manual_seed(3)
 _PC, _PR, _RC, _RR = (-(torch.rand(4, generator=_G2, dtype=torch.float64) * 20 + 2) for _ in range(4))
+# float32, as a model's summed log-probs are: pair 0 has h = (-450 + 40) - (-30 + 20) = -400, beta * h = -200
+_FAR = tuple(
+    torch.tensor(v, dtype=torch.float32)
+    for v in ([-450.0, -12.0], [-30.0, -15.0], [-40.0, -13.0], [-20.0, -14.0])
+)
+_FAR = (*_FAR, 0.5)
 
 q2 = Exercise(
     name="Exercise 2.2 (the DPO loss)",
@@ -150,12 +167,15 @@ q2 = Exercise(
         Case((_PC, _PR, _RC, _RR, 0.1), label="four pairs, beta = 0.1"),
         Case((_PC, _PR, _RC, _RR, 0.5), label="the same pairs, beta = 0.5"),
         Case((_RC, _RR, _RC, _RR, 0.1), label="policy == reference (every loss should be log 2)"),
+        Case(_FAR, label="float32, pair 1 far on the wrong side: beta * h = -200 (the loss is 200, not inf)"),
     ],
     hints=[
-        "Per pair: h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)), and the loss is the "
-        "negative log-likelihood of 'y_w wins' under Bradley-Terry with rewards beta * log-ratio.",
-        "return -torch.nn.functional.logsigmoid(beta * ((policy_chosen_logps - reference_chosen_logps) - "
-        "(policy_rejected_logps - reference_rejected_logps)))  # use logsigmoid, not log(sigmoid(...))",
+        "Per pair, the log-ratio margin is h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)). "
+        "The loss is the negative log-likelihood of 'y_w wins' under Bradley-Terry, with rewards beta * log-ratio.",
+        "So the loss is -log sigmoid(beta * h), one number per pair (no mean). Compute it with "
+        "torch.nn.functional.logsigmoid: log(sigmoid(x)) underflows to log(0) = -inf in float32 once x < -104.",
+        "Two log-ratios (policy minus reference, for chosen and for rejected), their difference times beta, "
+        "then minus F.logsigmoid of that. Keep the gradient: the training step backpropagates through it.",
     ],
     solution_code="""
 import torch.nn.functional as F
@@ -166,6 +186,7 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
     return -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))   # (B,)
 """,
     answer_name="dpo_loss",
+    needs_grad=True,
     mistakes=[
         Mistake(
             "margin flipped",
@@ -191,6 +212,19 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
             lambda pc, pr, rc, rr, beta: -F.logsigmoid(beta * _margin(pc, pr, rc, rr)).mean(),
             "You returned the batch mean, a scalar. This exercise asks for the per-example losses, shape (B,); "
             "the training loop takes the mean.",
+        ),
+        Mistake(
+            "log of sigmoid",
+            lambda pc, pr, rc, rr, beta: -torch.log(torch.sigmoid(beta * _margin(pc, pr, rc, rr))),
+            "torch.log(torch.sigmoid(x)) is the right formula but not the right computation: in float32 "
+            "sigmoid(-200) rounds to 0 and log(0) = -inf, so one badly wrong pair makes the loss inf and the "
+            "gradient NaN. F.logsigmoid(x) computes the same value stably (and so does -F.softplus(-x)).",
+        ),
+        Mistake(
+            "detached",
+            lambda pc, pr, rc, rr, beta: _dpo_loss(pc, pr, rc, rr, beta).detach(),
+            "Right numbers, but no gradient: the training step calls .backward() on this loss. Drop .detach() "
+            "(and .item(), torch.tensor(...) of results, torch.no_grad()).",
         ),
         Mistake(
             "missing minus",
@@ -222,9 +256,10 @@ q3 = Exercise(
         Case((_P3, _R3, 2.0), label="the same responses, beta = 2.0"),
     ],
     hints=[
-        "Solve pi*(y|x) = pi_ref(y|x) exp(r(x,y)/beta) / Z(x) for r and drop beta log Z(x), which is the same "
-        "for every response to x.",
-        "return beta * (policy_logps - reference_logps)",
+        "Notebook 01, step 4: solve pi*(y|x) = pi_ref(y|x) exp(r(x,y)/beta) / Z(x) for r.",
+        "Taking logs gives r = beta log(pi/pi_ref) + beta log Z(x). Drop beta log Z(x): it is the same for "
+        "every response to x, so it cancels in any comparison of two answers to the same prompt.",
+        "With summed log-probs, log(pi/pi_ref) is a difference of the two arguments; scale it by beta.",
     ],
     solution_code="""
 def implicit_reward(policy_logps, reference_logps, beta):
@@ -248,6 +283,117 @@ def implicit_reward(policy_logps, reference_logps, beta):
             lambda p, r, beta: (p - r) / beta,
             "You divided by beta. From log(pi/pi_ref) = r/beta - log Z, the reward is beta * log(pi/pi_ref) "
             "(+ a per-prompt constant).",
+        ),
+    ],
+)
+
+# ------------------------------------------------------------------ q4: a whole DPO training step
+
+
+def _dpo_train_step(policy, reference, batch, optimizer, beta):
+    return _step(policy, reference, batch, optimizer, beta)
+
+
+def _frozen(*values):
+    return tuple(torch.tensor(v, dtype=torch.float64) for v in values)
+
+
+q4 = Exercise(
+    name="Exercise 2.4 (a whole DPO training step)",
+    prompt=(
+        "Write dpo_train_step(policy, reference, batch, optimizer, beta) -> the loss before the step (0-d tensor). "
+        "batch holds input_ids, attention_mask, completion_mask, shape (2B, T), rows [chosen; rejected]. Score "
+        "both models, take the mean DPO loss over the B pairs, and take one optimizer step on the policy. It is "
+        "checked on a tiny fixed model with plain SGD against frozen log-probs after the step."
+    ),
+    reference=_dpo_train_step,
+    cases=[
+        Case(
+            make=lambda: _step_inputs(0.5, 1.0),
+            label="a tiny fixed model, 2 pairs, beta = 0.5, SGD lr = 1.0",
+            # frozen (loss, chosen log-probs after, rejected log-probs after); the step lifts chosen, sinks rejected
+            expected=_frozen(1.0535679, [-5.9654627, -2.7104428], [-42.134956, -8.1092558]),
+        ),
+        Case(
+            make=lambda: _step_inputs(0.1, 3.0),
+            label="the same model, beta = 0.1, SGD lr = 3.0",
+            expected=_frozen(0.7511161, [-7.6970944, -2.7570801], [-21.056641, -8.1510019]),
+        ),
+    ],
+    outcome=_step_outcome,
+    hints=[
+        "Four parts, in this order: the reference's scores (no gradient: it is frozen), the policy's scores "
+        "(with gradient), the loss, then the update (clear old gradients, backpropagate, step).",
+        "Scores are summed log-probs of each row, sequence_logps(model(input_ids=..., attention_mask=...).logits, "
+        "input_ids, completion_mask), shape (2B,): rows [:B] are chosen, [B:] rejected. The loss is the MEAN of "
+        "dpo_loss over the B pairs, and optimizer.zero_grad() must come before loss.backward().",
+        "with torch.no_grad(): ref = scores(reference); pol = scores(policy); loss = dpo_loss(pol[:B], pol[B:], "
+        "ref[:B], ref[B:], beta).mean(); then zero_grad, backward, step; return loss.detach().",
+    ],
+    solution_code="""
+import torch
+from dpo_course.logprobs import sequence_logps
+from dpo_course.losses import dpo_loss
+
+def dpo_train_step(policy, reference, batch, optimizer, beta):
+    ids, mask = batch["input_ids"], batch["completion_mask"]
+    B = ids.shape[0] // 2                                           # rows [chosen; rejected]
+
+    def scores(net):                                                # (2B,) summed log-probs
+        return sequence_logps(net(input_ids=ids, attention_mask=batch["attention_mask"]).logits, ids, mask)
+
+    with torch.no_grad():
+        ref = scores(reference)                                     # frozen: no graph
+    pol = scores(policy)
+    losses, _, _ = dpo_loss(pol[:B], pol[B:], ref[:B], ref[B:], beta=beta)   # (B,)
+    loss = losses.mean()
+    optimizer.zero_grad()                                           # drop the previous step's gradient
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+""",
+    answer_name="dpo_train_step",
+    mistakes=[
+        Mistake(
+            "no zero_grad",
+            lambda *a: _step(*a, zero=False),
+            "The weights moved too far: gradients ACCUMULATE in .grad across backward() calls, and the policy "
+            "still held the previous step's gradient. Call optimizer.zero_grad() before loss.backward().",
+        ),
+        Mistake(
+            "summed over pairs",
+            lambda *a: _step(*a, combine="sum"),
+            "You summed the per-pair losses: the step is B times too big (the checker uses plain SGD, where that "
+            "shows; Adam would hide most of it) and the learning rate would depend on the batch size. Take the mean.",
+        ),
+        Mistake(
+            "no step",
+            lambda *a: _step(*a, step=False),
+            "The loss is right but the policy did not change: call optimizer.step() after loss.backward().",
+        ),
+        Mistake(
+            "halves swapped",
+            lambda *a: _step(*a, swap=True),
+            "You treated rows [:B] as rejected and [B:] as chosen: the step pushed the wrong way. The collator "
+            "stacks [chosen; rejected], so chosen is the first half.",
+        ),
+        Mistake(
+            "policy as reference",
+            lambda *a: _step(*a, ref_is_policy=True),
+            "Your loss is log 2 = 0.6931: the reference log-probs came from the policy itself, so every margin h "
+            "is 0. The reference is the frozen `reference` model, scored without gradient.",
+        ),
+        Mistake(
+            "averaged log-probs",
+            lambda *a: _step(*a, average=True),
+            "You averaged token log-probs per response. DPO sums them (sequence_logps with the default "
+            "average=False); the mean is another loss (see the sum-or-mean section).",
+        ),
+        Mistake(
+            "loss after the step",
+            lambda *a: _step(*a, loss_after=True),
+            "The weights moved correctly, but you returned the loss recomputed after the step. Return the loss "
+            "you backpropagated (before the step): it is what a training log records for this step.",
         ),
     ],
 )
