@@ -230,6 +230,49 @@ def test_ultrafeedback_binarized_rows_pass_through_and_ties_drop():
     assert ds["rejected"] == ["Hello.", "Go."]
 
 
+def _uf_row(instruction, ratings):
+    """A raw UltraFeedback row whose completion k has every aspect rated ratings[k]."""
+    aspects = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+    completions = [
+        {"response": f"answer {k}", "annotations": {a: {"Rating": str(r)} for a in aspects}}
+        for k, r in enumerate(ratings)
+    ]
+    return {"instruction": instruction, "completions": completions}
+
+
+def test_ultrafeedback_pairings_share_pick_pairs_tie_rule():
+    row = _uf_row("Q?", [5, 3, 1, 5, 2])
+    worst = ultrafeedback_pair(row)
+    assert (worst["chosen"][0]["content"], worst["rejected"][0]["content"]) == ("answer 0", "answer 2")
+    drawn = {
+        ultrafeedback_pair(row, pairing="best_random", seed=s)["rejected"][0]["content"] for s in range(40)
+    }
+    assert drawn == {"answer 1", "answer 2", "answer 4"}  # lower-rated only: never the tied "answer 3"
+    again = ultrafeedback_pair(row, pairing="best_random", seed=5)
+    assert again == ultrafeedback_pair(row, pairing="best_random", seed=5)  # seeded per row
+    assert ultrafeedback_pair(_uf_row("Q?", [4, 4]), pairing="best_random")["drop_reason"] == "tie"
+    ds = load_ultrafeedback(UF, format="standard", pairing="best_random", verbose=False)
+    assert ds["chosen"][1] == "Bonjour." and all(
+        sc > sr for sc, sr in zip(ds["score_chosen"], ds["score_rejected"], strict=True)
+    )
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        ultrafeedback_pair(row, pairing="worst")
+
+
+@pytest.mark.parametrize("loader", [load_hh_rlhf, load_ultrafeedback])
+def test_a_bad_json_line_is_reported_with_the_file_and_the_line(tmp_path, loader):
+    lines = HH.read_text().splitlines()[:8]
+    lines[6] = lines[6][:-5]  # line 7 loses its closing characters
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(PreferenceDataError, match=r"pairs\.jsonl, line 7: not valid JSON"):
+        loader(bad, verbose=False)
+    doc = tmp_path / "doc.json"
+    doc.write_text('[\n{"chosen": "a",\n "rejected": }\n]')
+    with pytest.raises(PreferenceDataError, match=r"doc\.json, line 3: not valid JSON"):
+        loader(doc, verbose=False)
+
+
 # ------------------------------------------------------------------------------------------ validation
 def _planted():
     ok = [{"prompt": f"Question {i}?", "chosen": f"Answer {i}.", "rejected": f"Wrong {i}."} for i in range(4)]
@@ -295,3 +338,9 @@ def test_validate_accepts_conversational_rows_and_a_datasets_dataset():
     conv = [to_conversational(r) for r in _planted()[:4]]
     report = validate_preference_dataset(Dataset.from_list(conv), test_ds=[conv[2]])
     assert report.issues["test_leak"] == [2] and report.num_rows == 4
+
+
+def test_validate_rejects_a_non_finite_length_ratio_by_name():
+    for bad in (float("nan"), float("inf"), 0.5):
+        with pytest.raises(ValueError, match="length_ratio must be a finite number >= 1"):
+            validate_preference_dataset(_planted(), length_ratio=bad)

@@ -1,7 +1,9 @@
 """The toy world: prompts, styles, the ground-truth reward and judge, splits, models, offline loading."""
 
 import collections
+import math
 import os
+import random
 import subprocess
 import sys
 
@@ -12,12 +14,14 @@ from dpo_course.toyworld import (
     classify,
     eval_prompts,
     judge,
+    on_policy_pairs,
     preference_pairs,
     reward,
     sft_examples,
     train_prompts,
 )
 from dpo_course.toyworld.corpus import _splits
+from dpo_course.toyworld.domain import parse_prompt, write_response
 
 
 def test_reward_values_written_out():
@@ -120,6 +124,68 @@ def test_generate_rejects_bad_prompts(sft):
         generate(model, tok, "What is 2 plus 2?")
     with pytest.raises(ValueError, match=r"prompts\[1\]"):
         generate(model, tok, ["What is 2 plus 2?", " "])
+
+
+def _styles(item, styles=("concise", "wrong", "verbose", "refusal"), seed=0):
+    rng = random.Random(seed)
+    return [write_response(item, s, rng) if s else s for s in styles]
+
+
+def _scripted_generate(row=-1, planted=()):
+    """A stand-in for `generate`: 4 samples per prompt, concise, wrong, verbose, refusal; row `row` gets `planted`."""
+
+    def fake(model, tokenizer, repeated, **kwargs):
+        out = []
+        for k in range(0, len(repeated), 4):
+            out += _styles(
+                parse_prompt(repeated[k]),
+                planted if k // 4 == row else ("concise", "wrong", "verbose", "refusal"),
+                k,
+            )
+        return out
+
+    return fake
+
+
+def test_on_policy_pairs_skips_empty_samples_at_the_source(monkeypatch):
+    # Row 241 of the train prompts once sampled an empty completion (the model ended its turn at
+    # once): it scores -1 like a wrong answer, and as an equal worst it could be the rejected.
+    prompts = train_prompts("train")[:242]
+    monkeypatch.setattr(
+        "dpo_course._generation.generate", _scripted_generate(241, ("", "concise", "", "wrong"))
+    )
+    ds = on_policy_pairs(None, None, prompts, num_samples=4, seed=0)
+    assert len(ds) == 242 and all(r["chosen"].strip() and r["rejected"].strip() for r in ds)
+    assert classify(prompts[241], ds[241]["rejected"]) == "wrong" and ds[241]["rejected_reward"] == -1.0
+    assert all(r["chosen_reward"] > r["rejected_reward"] for r in ds)
+    # a prompt left with one non-empty sample gives no pair
+    monkeypatch.setattr("dpo_course._generation.generate", _scripted_generate(241, ("", "concise", "", "")))
+    assert prompts[241] not in on_policy_pairs(None, None, prompts, num_samples=4, seed=0)["prompt"]
+
+
+def test_on_policy_pairs_best_random_and_bad_arguments(monkeypatch):
+    prompts = train_prompts("train")[:60]
+    monkeypatch.setattr("dpo_course._generation.generate", _scripted_generate())
+    worst = on_policy_pairs(None, None, prompts, num_samples=4, seed=0)
+    assert {classify(r["prompt"], r["rejected"]) for r in worst} == {"wrong"}  # the first of the -1s
+    rand = on_policy_pairs(None, None, prompts, num_samples=4, seed=0, pairing="best_random")
+    rejected = collections.Counter(classify(r["prompt"], r["rejected"]) for r in rand)
+    assert set(rejected) == {"wrong", "verbose", "refusal"} and all(v >= 10 for v in rejected.values())
+    assert rand["rejected"] == on_policy_pairs(None, None, prompts, seed=0, pairing="best_random")["rejected"]
+    for bad in (math.inf, math.nan, 0.0):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            on_policy_pairs(None, None, prompts, temperature=bad)
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        on_policy_pairs(None, None, prompts, pairing="worst_best")
+
+
+def test_on_policy_pairs_with_the_sft_model(sft):
+    model, tok = sft
+    ds = on_policy_pairs(model, tok, eval_prompts()[:8], num_samples=4, max_new_tokens=40, seed=0)
+    assert 0 < len(ds) <= 8
+    for r in ds:
+        assert r["chosen"].strip() and r["rejected"].strip()
+        assert r["chosen_reward"] == reward(r["prompt"], r["chosen"]) > r["rejected_reward"]
 
 
 OFFLINE_SCRIPT = r"""

@@ -4,7 +4,7 @@
 - formats.py: TRL's standard and conversational formats (06).
 - loaders.py: HH-RLHF and UltraFeedback, tested on the shipped sample files in ``samples/`` (06).
 - validate.py: quality checks before training (06).
-- pairs.py: turning judged samples into pairs (06).
+- pairs.py: turning scored or judged completions into pairs, one tie rule (`pick_pair`) (06).
 """
 
 from pathlib import Path
@@ -17,7 +17,15 @@ from dpo_course.data.loaders import (
     parse_hh_transcript,
     ultrafeedback_pair,
 )
-from dpo_course.data.pairs import best_and_worst, judged_pairs, round_robin_wins, tiered_sample
+from dpo_course.data.pairs import (
+    PAIRINGS,
+    VERDICTS,
+    check_verdict,
+    judged_pairs,
+    pick_pair,
+    round_robin_wins,
+    tiered_sample,
+)
 from dpo_course.data.tokenize import (
     REQUIRED_FIELDS,
     PreferenceCollator,
@@ -38,12 +46,14 @@ SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 __all__ = [
     "REQUIRED_FIELDS",
     "SAMPLES_DIR",
+    "VERDICTS",
     "Message",
+    "PAIRINGS",
     "PreferenceCollator",
     "PreferenceDataError",
     "PreferenceDataReport",
-    "best_and_worst",
     "check_row",
+    "check_verdict",
     "collate_completions",
     "completion_ids",
     "hh_rlhf_pair",
@@ -51,6 +61,7 @@ __all__ = [
     "load_hh_rlhf",
     "load_ultrafeedback",
     "parse_hh_transcript",
+    "pick_pair",
     "prompt_ids",
     "render_messages",
     "right_pad",

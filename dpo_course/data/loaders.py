@@ -5,11 +5,14 @@ Taught in 06_building_preference_data.
 
 from __future__ import annotations
 
+import json
+import random
 import re
 from collections import Counter
 from pathlib import Path
 
 from dpo_course.data.formats import Message, _explicit_prompt, _is_messages, to_standard
+from dpo_course.data.pairs import PAIRINGS, pick_pair
 from dpo_course.data.tokenize import REQUIRED_FIELDS, PreferenceDataError
 
 # ============================================================================================
@@ -37,9 +40,33 @@ def _load_rows(path_or_id, split: str, **load_kwargs):
         builder = {"jsonl": "json", "json": "json", "parquet": "parquet", "csv": "csv"}.get(suffix)
         if builder is None:
             raise ValueError(f"{path}: expected .jsonl, .json, .parquet or .csv files")
+        if builder == "json":
+            for file in files:
+                _check_json(Path(file))
         # A local file is one split: `split` only picks among a hub dataset's splits.
         return datasets.load_dataset(builder, data_files=files, split="train")
     return datasets.load_dataset(str(path_or_id), split=split, **load_kwargs)  # hub: Colab only
+
+
+def _check_json(path: Path) -> None:
+    """Raise `PreferenceDataError` naming the file and line of the first bad JSON in `path`.
+
+    `datasets` reports a bad line as a bare pyarrow or JSON error with neither; one pass over the
+    text finds it first. A file opening with ``[`` is one JSON document, any other is JSON Lines.
+    """
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        chunks = [(0, text)]  # line numbers come from the decoder
+    else:
+        chunks = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    for line_no, chunk in chunks:
+        try:
+            json.loads(chunk)
+        except json.JSONDecodeError as err:
+            where = line_no or err.lineno
+            raise PreferenceDataError(
+                f"{path}, line {where}: not valid JSON ({err.msg}, column {err.colno})"
+            ) from None
 
 
 def _finish(ds, name: str, fmt: str, max_rows: int | None, verbose: bool):
@@ -145,41 +172,54 @@ def _uf_score(completion: dict, score: str) -> float | None:
     return sum(ratings) / len(ratings) if ratings else None
 
 
-def ultrafeedback_pair(example: dict, score: str = "ratings") -> dict:
-    """One UltraFeedback row -> its best completion against its worst, or a ``drop_reason``.
+def _binarized_pair(example: dict, empty: dict) -> dict:
+    """A row already binarized (``chosen``/``rejected`` with ``score_chosen``/``score_rejected``)."""
+    explicit = _explicit_prompt(example)
+    try:
+        row = to_standard(explicit)
+    except PreferenceDataError as err:
+        return {**empty, "drop_reason": f"malformed: {err}"}
+    prompt = explicit.get("prompt")
+    prompt = prompt if _is_messages(prompt) else [{"role": "user", "content": row.get("prompt")}]
+    sc, sr = example.get("score_chosen"), example.get("score_rejected")
+    if not all(isinstance(row.get(f), str) for f in REQUIRED_FIELDS):
+        return {**empty, "drop_reason": "malformed: a field is missing"}
+    if not isinstance(sc, (int, float)) or not isinstance(sr, (int, float)):
+        return {**empty, "drop_reason": "malformed: a score is missing"}
+    reason = "tie" if sc == sr or row["chosen"] == row["rejected"] else ""
+    return _pair(
+        prompt, row["chosen"], row["rejected"], reason, score_chosen=float(sc), score_rejected=float(sr)
+    )
+
+
+def ultrafeedback_pair(
+    example: dict, score: str = "ratings", pairing: str = "best_worst", seed: int = 0
+) -> dict:
+    """One UltraFeedback row -> its best completion against a lower-rated one, or a ``drop_reason``.
 
     Raw ``openbmb/UltraFeedback`` rows (``instruction``, ``completions`` with per-aspect
     ``annotations`` ratings and an ``overall_score``) are scored by ``score="ratings"``: the mean
     of the four aspect ratings, skipping "N/A" (the choice of the binarized versions, because
-    ``overall_score`` is known to be wrong on some rows), or ``"overall"``. Binarized rows
-    (``chosen``/``rejected`` messages with ``score_chosen``/``score_rejected``, as in
-    ``trl-lib/ultrafeedback_binarized``) are passed through. Equal scores are a ``tie``.
+    ``overall_score`` is known to be wrong on some rows), or ``"overall"``. The pair is
+    `dpo_course.data.pick_pair` of the scores: ``pairing="best_worst"`` (the lowest-rated
+    completion) or ``"best_random"`` (a random lower-rated one, as the Zephyr and Argilla
+    binarizations do; drawn from a generator seeded by `seed` and the instruction, so a row
+    always gets the same pair). All scores equal, or the two texts equal, is a ``tie``.
+    Binarized rows (``chosen``/``rejected`` messages with ``score_chosen``/``score_rejected``, as
+    in ``trl-lib/ultrafeedback_binarized``) are passed through.
     """
     if score not in ("ratings", "overall"):
         raise ValueError(f"score must be 'ratings' or 'overall', got {score!r}")
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
     empty = _pair([], "", "", "", score_chosen=0.0, score_rejected=0.0)
-    if "completions" not in example:  # binarized: already a pair
-        explicit = _explicit_prompt(example)
-        try:
-            row = to_standard(explicit)
-        except PreferenceDataError as err:
-            return {**empty, "drop_reason": f"malformed: {err}"}
-        prompt = explicit.get("prompt")
-        prompt = prompt if _is_messages(prompt) else [{"role": "user", "content": row.get("prompt")}]
-        sc, sr = example.get("score_chosen"), example.get("score_rejected")
-        if not all(isinstance(v, str) for v in (row.get("prompt"), row.get("chosen"), row.get("rejected"))):
-            return {**empty, "drop_reason": "malformed: a field is missing"}
-        if not isinstance(sc, (int, float)) or not isinstance(sr, (int, float)):
-            return {**empty, "drop_reason": "malformed: a score is missing"}
-        reason = "tie" if sc == sr or row["chosen"] == row["rejected"] else ""
-        return _pair(
-            prompt, row["chosen"], row["rejected"], reason, score_chosen=float(sc), score_rejected=float(sr)
-        )
+    if "completions" not in example:
+        return _binarized_pair(example, empty)
     instruction = example.get("instruction")
     if not isinstance(instruction, str) or not instruction.strip():
         return {**empty, "drop_reason": "malformed: no instruction"}
     scored = [
-        (s, c["response"])
+        (s, c["response"])  # "response" is UltraFeedback's own key for a completion's text
         for c in example.get("completions") or []
         if isinstance(c.get("response"), str)
         and c["response"].strip()
@@ -187,9 +227,9 @@ def ultrafeedback_pair(example: dict, score: str = "ratings") -> dict:
     ]
     if len(scored) < 2:
         return {**empty, "drop_reason": "malformed: fewer than two rated completions"}
-    best = max(scored, key=lambda s: s[0])  # the first of equal bests, so the choice is reproducible
-    worst = min(scored, key=lambda s: s[0])
-    reason = "tie" if best[0] == worst[0] or best[1] == worst[1] else ""
+    picked = pick_pair([s for s, _ in scored], pairing=pairing, rng=random.Random(f"{seed}:{instruction}"))
+    best, worst = (scored[i] for i in picked or (0, 1))  # all equal: a tie, dropped below
+    reason = "tie" if picked is None or best[1] == worst[1] else ""
     prompt = [{"role": "user", "content": instruction}]
     return _pair(prompt, best[1], worst[1], reason, score_chosen=best[0], score_rejected=worst[0])
 
@@ -200,16 +240,20 @@ def load_ultrafeedback(
     *,
     format: str = "conversational",
     score: str = "ratings",
+    pairing: str = "best_worst",
+    seed: int = 0,
     max_rows: int | None = None,
     verbose: bool = True,
     **load_kwargs,
 ):
-    """UltraFeedback as best-vs-worst pairs with their scores; ties and malformed rows dropped.
+    """UltraFeedback as pairs with their scores; ties and malformed rows dropped.
 
     `path_or_id`: a local .jsonl in the raw ``openbmb/UltraFeedback`` format (e.g.
     ``dpo_course/data/samples/ultrafeedback_sample.jsonl``) or in the binarized format, or a hub
-    id. See `ultrafeedback_pair` for the scoring. Taught in 06_building_preference_data.
+    id. See `ultrafeedback_pair` for the scoring and for `pairing` (``"best_worst"`` or
+    ``"best_random"``, seeded by `seed`). Taught in 06_building_preference_data.
     """
     ds = _load_rows(path_or_id, split, **load_kwargs)
-    ds = ds.map(ultrafeedback_pair, fn_kwargs={"score": score}, remove_columns=ds.column_names)
+    kwargs = {"score": score, "pairing": pairing, "seed": seed}
+    ds = ds.map(ultrafeedback_pair, fn_kwargs=kwargs, remove_columns=ds.column_names)
     return _finish(ds, "UltraFeedback", format, max_rows, verbose)

@@ -5,6 +5,7 @@ Taught in 06_building_preference_data.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -19,12 +20,12 @@ from dpo_course.data.tokenize import REQUIRED_FIELDS, PreferenceDataError, compl
 ISSUES = {
     "missing_field": "a field is missing or None",
     "not_a_string": "a field is neither a string nor a list of messages",
-    "empty": "prompt or a response is empty",
+    "empty": "prompt or a completion is empty",
     "tie": "chosen and rejected are identical",
     "duplicate": "exact copy of an earlier row",
     "test_leak": "prompt also appears in test_ds",
-    "prompt_too_long": "prompt leaves no room for a response within max_length",
-    "truncated": "a response is cut to fit max_length",
+    "prompt_too_long": "prompt leaves no room for a completion within max_length",
+    "truncated": "a completion is cut to fit max_length",
     "chosen_much_longer": "chosen is over length_ratio x longer than rejected",
 }
 FATAL = ("missing_field", "not_a_string")
@@ -59,7 +60,7 @@ class PreferenceDataReport:
 
     @property
     def length_imbalanced(self) -> bool:
-        """Chosen responses are, on average, `length_ratio` times longer than rejected ones (or shorter)."""
+        """Chosen completions are, on average, `length_ratio` times longer than rejected ones (or shorter)."""
         r = self.mean_length_ratio
         return r == r and (r > self.length_ratio or r < 1 / self.length_ratio)
 
@@ -103,6 +104,65 @@ class PreferenceDataReport:
         return "\n".join(lines + [f"  ! {m}" for m in self.messages])
 
 
+def _test_prompts(test_ds) -> set[str]:
+    prompts = set()
+    for row in test_ds if test_ds is not None else []:
+        prompt = row.get("prompt") if hasattr(row, "keys") else None
+        if _is_messages(prompt):
+            prompt = render_messages(prompt)
+        if isinstance(prompt, str):
+            prompts.add(_normalise(prompt))
+    return prompts
+
+
+def _standard_row(raw, i: int) -> tuple[dict | None, str, str]:
+    """``(row, "", "")`` with the row in the standard format, or ``(None, fatal kind, note)``."""
+    if not hasattr(raw, "keys"):
+        return None, "not_a_string", f"row {i}: expected a dict, got {type(raw).__name__}"
+    missing = [
+        f
+        for f in REQUIRED_FIELDS
+        if raw.get(f) is None and not (f == "prompt" and _is_messages(raw.get("chosen")))
+    ]
+    if missing:
+        return None, "missing_field", f"row {i}: missing field {missing[0]!r}"
+    try:
+        row = to_standard(raw, index=i)
+    except PreferenceDataError as err:
+        return None, "not_a_string", str(err)
+    wrong = [f for f in REQUIRED_FIELDS if not isinstance(row[f], str)]
+    if wrong:
+        got = type(row[wrong[0]]).__name__
+        return (
+            None,
+            "not_a_string",
+            f"row {i}, field {wrong[0]!r}: expected a str or a list of messages, got {got}",
+        )
+    return row, "", ""
+
+
+def _lengths(row: dict, tokenizer, max_length: int | None) -> tuple[int, int, str]:
+    """Chosen and rejected lengths (tokens with a tokenizer, else words) and a length problem or ""."""
+    p, c, r = row["prompt"], row["chosen"], row["rejected"]
+    if tokenizer is None:
+        return len(c.split()), len(r.split()), ""
+    lc, lr = len(completion_ids(tokenizer, c)), len(completion_ids(tokenizer, r))
+    if max_length is None:
+        return lc, lr, ""
+    lp = len(prompt_ids(tokenizer, p))
+    problem = "prompt_too_long" if lp >= max_length else "truncated" if lp + max(lc, lr) > max_length else ""
+    return lc, lr, problem
+
+
+def _fatal_error(report: PreferenceDataReport) -> PreferenceDataError:
+    bad = sorted(i for k in FATAL for i in report.issues[k])
+    listed = "; ".join(report.notes[i] for i in bad[:5]) + ("; ..." if len(bad) > 5 else "")
+    return PreferenceDataError(
+        f"{len(bad)} of {report.num_rows} rows cannot be used: {listed}. Fix or drop them "
+        "(raise_on_fatal=False lists them all in the report's issues)."
+    )
+
+
 def validate_preference_dataset(
     ds,
     *,
@@ -115,78 +175,44 @@ def validate_preference_dataset(
     """Check a preference dataset before training; returns a `PreferenceDataReport`.
 
     Finds, with row indices: missing fields, wrong types (fatal: raises `PreferenceDataError`
-    unless ``raise_on_fatal=False``), empty prompts or responses, ties (chosen == rejected), exact
-    duplicates of an earlier row, prompts that also occur in `test_ds` (compared case- and
+    unless ``raise_on_fatal=False``), empty prompts or completions, ties (chosen == rejected),
+    exact duplicates of an earlier row, prompts that also occur in `test_ds` (compared case- and
     whitespace-insensitively), and with a `tokenizer` and `max_length` prompts too long to leave
-    room for a response and responses that will be truncated. Lengths are in tokens when a
+    room for a completion and completions that will be truncated. Lengths are in tokens when a
     tokenizer is given, else in words; the report flags a mean chosen/rejected length ratio
     beyond `length_ratio` (either way), the bias DPO is known to pick up. Conversational rows
     are converted with `to_standard` first. Taught in 06_building_preference_data.
     """
+    if not (math.isfinite(length_ratio) and length_ratio >= 1):
+        raise ValueError(f"length_ratio must be a finite number >= 1, got {length_ratio}")
     issues: dict[str, list[int]] = {kind: [] for kind in ISSUES}
     notes: dict[int, str] = {}
-    test_prompts = set()
-    for row in test_ds if test_ds is not None else []:
-        prompt = row.get("prompt") if hasattr(row, "keys") else None
-        if _is_messages(prompt):
-            prompt = render_messages(prompt)
-        if isinstance(prompt, str):
-            test_prompts.add(_normalise(prompt))
+    test_prompts = _test_prompts(test_ds)
     seen: set[tuple[str, str, str]] = set()
     lengths: list[tuple[int, int]] = []
     n = 0
     for i, raw in enumerate(ds):
         n += 1
-        if not hasattr(raw, "keys"):
-            issues["not_a_string"].append(i)
-            notes[i] = f"row {i}: expected a dict, got {type(raw).__name__}"
+        row, fatal, note = _standard_row(raw, i)
+        if row is None:
+            issues[fatal].append(i)
+            notes[i] = note
             continue
-        missing = [
-            f
-            for f in REQUIRED_FIELDS
-            if raw.get(f) is None and not (f == "prompt" and _is_messages(raw.get("chosen")))
-        ]
-        if missing:
-            issues["missing_field"].append(i)
-            notes[i] = f"row {i}: missing field {missing[0]!r}"
-            continue
-        try:
-            row = to_standard(raw, index=i)
-        except PreferenceDataError as err:
-            issues["not_a_string"].append(i)
-            notes[i] = str(err)
-            continue
-        wrong = [f for f in REQUIRED_FIELDS if not isinstance(row[f], str)]
-        if wrong:
-            issues["not_a_string"].append(i)
-            notes[i] = (
-                f"row {i}, field {wrong[0]!r}: expected a str or a list of messages, got {type(row[wrong[0]]).__name__}"
-            )
-            continue
-        p, c, r = row["prompt"], row["chosen"], row["rejected"]
-        if not (p.strip() and c.strip() and r.strip()):
-            issues["empty"].append(i)
-        if c == r:
-            issues["tie"].append(i)
-        key = (p, c, r)
-        if key in seen:
-            issues["duplicate"].append(i)
+        key = (row["prompt"], row["chosen"], row["rejected"])
+        found = {
+            "empty": not all(text.strip() for text in key),
+            "tie": key[1] == key[2],
+            "duplicate": key in seen,
+            "test_leak": _normalise(key[0]) in test_prompts,
+        }
         seen.add(key)
-        if _normalise(p) in test_prompts:
-            issues["test_leak"].append(i)
-        if tokenizer is not None:
-            lc, lr = len(completion_ids(tokenizer, c)), len(completion_ids(tokenizer, r))
-            if max_length is not None:
-                lp = len(prompt_ids(tokenizer, p))
-                if lp >= max_length:
-                    issues["prompt_too_long"].append(i)
-                elif lp + max(lc, lr) > max_length:
-                    issues["truncated"].append(i)
-        else:
-            lc, lr = len(c.split()), len(r.split())
+        lc, lr, problem = _lengths(row, tokenizer, max_length)
+        found[problem] = bool(problem)
+        found["chosen_much_longer"] = lc > length_ratio * max(lr, 1)
+        for kind, hit in found.items():
+            if hit:
+                issues[kind].append(i)
         lengths.append((lc, lr))
-        if lc > length_ratio * max(lr, 1):
-            issues["chosen_much_longer"].append(i)
     report = PreferenceDataReport(
         num_rows=n,
         issues=issues,
@@ -200,10 +226,5 @@ def validate_preference_dataset(
     if max_length is not None and tokenizer is None:
         report.messages.append("max_length was given without a tokenizer: prompt lengths were not checked")
     if report.fatal and raise_on_fatal:
-        bad = sorted(i for k in FATAL for i in issues[k])
-        listed = "; ".join(notes[i] for i in bad[:5]) + ("; ..." if len(bad) > 5 else "")
-        raise PreferenceDataError(
-            f"{len(bad)} of {n} rows cannot be used: {listed}. Fix or drop them "
-            "(raise_on_fatal=False lists them all in the report's issues)."
-        )
+        raise _fatal_error(report)
     return report
