@@ -128,6 +128,9 @@ def test_win_rate_errors():
         win_rate(["p"], ["a"], ["b"], shorter_wins, interval="wald")
     with pytest.raises(ValueError, match=r"comparison 1, order \(a, b\).*'yes'"):
         win_rate(["p", "q"], ["a", "b"], ["bb", "c"], lambda p, a, b: "A" if p == "p" else "yes")
+    for bad in (math.nan, math.inf, 1.0):  # the bootstrap never reaches wilson_interval's own check
+        with pytest.raises(ValueError, match="confidence must lie in"):
+            win_rate(["p"], ["a"], ["b"], shorter_wins, confidence=bad, interval="bootstrap")
 
 
 # ----------------------------------------------------------------------------------- LLM judge
@@ -238,6 +241,20 @@ def test_implicit_rewards_match_the_log_ratio(sft, shifted):
     assert not torch.equal(chosen, torch.zeros(3))
 
 
+def test_implicit_rewards_restore_train_mode_and_reject_a_non_finite_beta(sft, shifted):
+    model, tok = sft
+    shifted.train()
+    try:
+        implicit_rewards(shifted, model, tok, PAIRS[:1], beta=0.1)
+        assert shifted.training and all(m.training for m in shifted.modules())
+        assert not model.training
+    finally:
+        shifted.eval()
+    for bad in (math.inf, math.nan, 0.0):
+        with pytest.raises(ValueError, match="beta must be a finite number > 0"):
+            implicit_rewards(model, model, tok, PAIRS, beta=bad)
+
+
 def test_preference_accuracy_by_hand():
     assert preference_accuracy(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([0.0, 2.0, 4.0])) == pytest.approx(
         1 / 3
@@ -261,7 +278,7 @@ def test_kl_is_zero_against_itself(sft):
     )
     assert est.kl == 0.0 and est.kl_per_token == 0.0 and est.log_ratios.shape == (6,)
     assert est.prompts == ["What is 2 plus 2?"] * 3 + ["What is the capital of Peru?"] * 3
-    assert len(est.responses) == 6 and est.num_tokens >= 6
+    assert len(est.completions) == 6 and est.num_tokens >= 6
 
 
 def test_kl_of_a_different_policy_is_positive_and_reproducible(sft, shifted):
@@ -270,10 +287,10 @@ def test_kl_of_a_different_policy_is_positive_and_reproducible(sft, shifted):
     est = kl_to_reference(shifted, model, tok, prompts, num_samples=8, max_new_tokens=32, seed=3)
     again = kl_to_reference(shifted, model, tok, prompts, num_samples=8, max_new_tokens=32, seed=3)
     assert est.kl > 0 and math.isfinite(est.stderr) and est.stderr > 0
-    assert est.kl == again.kl and est.responses == again.responses
+    assert est.kl == again.kl and est.completions == again.completions
     assert est.kl_per_token == pytest.approx(est.log_ratios.sum().item() / est.num_tokens)
     assert shifted.training is False and model.training is False
-    assert "nats per response" in str(est)
+    assert "nats per completion" in str(est)
 
 
 def test_kl_leaves_the_global_random_state_alone(sft):
@@ -299,7 +316,7 @@ def test_mean_reward_and_length():
     assert mean_reward(prompts, ["7 plus 5 is 12.", "I don't know."]) == pytest.approx((1.0 + 0.0) / 2)
     assert mean_reward(prompts, ["a", "b"], reward_fn=lambda p, r: len(r)) == 1.0
     assert mean_length(["one two three", "four"]) == 2.0
-    with pytest.raises(ValueError, match="as many responses"):
+    with pytest.raises(ValueError, match="as many completions"):
         mean_reward(prompts, ["x"])
 
 

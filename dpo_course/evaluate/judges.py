@@ -130,15 +130,17 @@ class LLMJudge:
     def unparseable(self) -> int:
         return self.counts["unparseable"]
 
-    def format(self, prompt: str, response_a: str, response_b: str) -> str:
-        """The judging prompt for one comparison."""
-        return self.template.format(prompt=prompt, response_a=response_a, response_b=response_b)
+    def format(self, prompt: str, completion_a: str, completion_b: str) -> str:
+        """The judging prompt for one comparison (the template's fields say "response", as a judge reads it)."""
+        return self.template.format(prompt=prompt, response_a=completion_a, response_b=completion_b)
 
     def judge_batch(
-        self, prompts: Sequence[str], responses_a: Sequence[str], responses_b: Sequence[str]
+        self, prompts: Sequence[str], completions_a: Sequence[str], completions_b: Sequence[str]
     ) -> list[str]:
         """Judge many comparisons, `batch_size` per generate call; returns one verdict per comparison."""
-        questions = [self.format(p, a, b) for p, a, b in zip(prompts, responses_a, responses_b, strict=True)]
+        questions = [
+            self.format(p, a, b) for p, a, b in zip(prompts, completions_a, completions_b, strict=True)
+        ]
         outputs: list[str] = []
         for start in range(0, len(questions), self.batch_size):
             chunk = questions[start : start + self.batch_size]
@@ -156,8 +158,8 @@ class LLMJudge:
             verdicts.append(verdict or "tie")
         return verdicts
 
-    def __call__(self, prompt: str, response_a: str, response_b: str) -> str:
-        return self.judge_batch([prompt], [response_a], [response_b])[0]
+    def __call__(self, prompt: str, completion_a: str, completion_b: str) -> str:
+        return self.judge_batch([prompt], [completion_a], [completion_b])[0]
 
     def __repr__(self) -> str:
         return f"LLMJudge({type(self.model).__name__}, calls={self.calls}, unparseable={self.unparseable})"

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
+from dpo_course.data.pairs import check_verdict
+
 INTERVALS = ("wilson", "sign", "bootstrap")
 _FLIP = {"A": "B", "B": "A", "tie": "tie"}
 
@@ -52,7 +54,7 @@ class WinRate:
 
     ``rate = (wins + ties / 2) / n``. `consistency` is the share of comparisons whose two
     orders agreed; `first_position_share` is the share of decisive single-order verdicts that
-    picked the response shown first (0.5 = no position bias); `unparseable` counts judge
+    picked the completion shown first (0.5 = no position bias); `unparseable` counts judge
     answers that could not be read (only for judges that count them, like `LLMJudge`).
     """
 
@@ -80,12 +82,6 @@ class WinRate:
         )
 
 
-def _check_verdict(verdict, where: str) -> str:
-    if verdict not in ("A", "B", "tie"):
-        raise ValueError(f"{where}: the judge must return 'A', 'B' or 'tie', got {verdict!r}")
-    return verdict
-
-
 def _bootstrap(
     scores: list[float], groups: Sequence | None, confidence: float, n_boot: int, seed: int
 ) -> tuple[float, float]:
@@ -106,10 +102,53 @@ def _bootstrap(
     return stats[int(alpha * (n_boot - 1))], stats[int(math.ceil((1 - alpha) * (n_boot - 1)))]
 
 
+def _judge_both_orders(judge, prompts, completions_a, completions_b) -> tuple[list[str], list[str]]:
+    """Verdicts of every comparison as (a, b) and as (b, a), each checked; batched when the judge can."""
+    batch = getattr(judge, "judge_batch", None)
+    if batch is not None:  # e.g. LLMJudge: one batched generate call per order
+        first, second = (
+            batch(prompts, completions_a, completions_b),
+            batch(prompts, completions_b, completions_a),
+        )
+    else:
+        rows = list(zip(prompts, completions_a, completions_b, strict=True))
+        first, second = [judge(p, a, b) for p, a, b in rows], [judge(p, b, a) for p, a, b in rows]
+    first = [check_verdict(v, f"comparison {i}, order (a, b)") for i, v in enumerate(first)]
+    second = [check_verdict(v, f"comparison {i}, order (b, a)") for i, v in enumerate(second)]
+    return first, second
+
+
+def _interval(
+    interval, wins, losses, ties, n, scores, groups, confidence, n_boot, seed
+) -> tuple[float, float]:
+    if interval == "wilson":
+        return wilson_interval(wins + ties / 2, n, confidence)
+    if interval == "sign":
+        d_low, d_high = wilson_interval(wins, wins + losses, confidence) if wins + losses else (0.5, 0.5)
+        return (ties / 2 + (wins + losses) * d_low) / n, (ties / 2 + (wins + losses) * d_high) / n
+    return _bootstrap(scores, groups, confidence, n_boot, seed)
+
+
+def _check_inputs(prompts, completions_a, completions_b, confidence, interval, groups) -> None:
+    if not (len(prompts) == len(completions_a) == len(completions_b)):
+        raise ValueError(
+            f"prompts, completions_a and completions_b must have the same length, got {len(prompts)}, "
+            f"{len(completions_a)} and {len(completions_b)}"
+        )
+    if not prompts:
+        raise ValueError("nothing to compare: prompts is empty")
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
+    if not 0 < confidence < 1:  # NaN too
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if groups is not None and len(groups) != len(prompts):
+        raise ValueError(f"groups must give one label per comparison ({len(prompts)}), got {len(groups)}")
+
+
 def win_rate(
     prompts: Sequence[str],
-    responses_a: Sequence[str],
-    responses_b: Sequence[str],
+    completions_a: Sequence[str],
+    completions_b: Sequence[str],
     judge: Callable[[str, str, str], str],
     *,
     confidence: float = 0.95,
@@ -118,7 +157,7 @@ def win_rate(
     n_boot: int = 2000,
     seed: int = 0,
 ) -> WinRate:
-    """How often responses A beat responses B, judged in both orders, with a confidence interval.
+    """How often completions A beat completions B, judged in both orders, with a confidence interval.
 
     Each comparison asks ``judge(p, a, b)`` and ``judge(p, b, a)``; when the two verdicts agree
     (after swapping the letters back) that is the result, otherwise it is an inconsistent pair,
@@ -135,62 +174,25 @@ def win_rate(
 
     Returns a `WinRate`. Taught in 07_evaluation.
     """
-    prompts, responses_a, responses_b = list(prompts), list(responses_a), list(responses_b)
-    if not (len(prompts) == len(responses_a) == len(responses_b)):
-        raise ValueError(
-            f"prompts, responses_a and responses_b must have the same length, got {len(prompts)}, "
-            f"{len(responses_a)} and {len(responses_b)}"
-        )
-    if not prompts:
-        raise ValueError("nothing to compare: prompts is empty")
-    if interval not in INTERVALS:
-        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
-    if groups is not None and len(groups) != len(prompts):
-        raise ValueError(f"groups must give one label per comparison ({len(prompts)}), got {len(groups)}")
+    prompts, completions_a, completions_b = list(prompts), list(completions_a), list(completions_b)
+    _check_inputs(prompts, completions_a, completions_b, confidence, interval, groups)
     unparseable_before = getattr(judge, "unparseable", 0)
-    batch = getattr(judge, "judge_batch", None)
-    if batch is not None:  # e.g. LLMJudge: one batched generate call per order
-        first = batch(prompts, responses_a, responses_b)
-        second = batch(prompts, responses_b, responses_a)
-    else:
-        first = [judge(p, a, b) for p, a, b in zip(prompts, responses_a, responses_b, strict=True)]
-        second = [judge(p, b, a) for p, a, b in zip(prompts, responses_a, responses_b, strict=True)]
-    wins = losses = ties = inconsistent = first_pos = decisive = 0
-    scores = []
-    for i, (v1, v2) in enumerate(zip(first, second, strict=True)):
-        v1 = _check_verdict(v1, f"comparison {i}, order (a, b)")
-        v2 = _check_verdict(v2, f"comparison {i}, order (b, a)")
-        for v in (v1, v2):
-            if v != "tie":
-                decisive += 1
-                first_pos += v == "A"
-        verdict = v1 if v1 == _FLIP[v2] else "inconsistent"
-        if verdict == "A":
-            wins += 1
-        elif verdict == "B":
-            losses += 1
-        else:
-            ties += 1
-            inconsistent += verdict == "inconsistent"
-        scores.append({"A": 1.0, "B": 0.0}.get(verdict, 0.5))
+    first, second = _judge_both_orders(judge, prompts, completions_a, completions_b)
+    decisive = sum(v != "tie" for v in first + second)
+    first_pos = sum(v == "A" for v in first + second)
+    verdicts = [v1 if v1 == _FLIP[v2] else "inconsistent" for v1, v2 in zip(first, second, strict=True)]
+    wins, losses = verdicts.count("A"), verdicts.count("B")
+    inconsistent = verdicts.count("inconsistent")
     n = len(prompts)
-    rate = (wins + ties / 2) / n
-    if interval == "wilson":
-        low, high = wilson_interval(wins + ties / 2, n, confidence)
-    elif interval == "sign":
-        if wins + losses:
-            d_low, d_high = wilson_interval(wins, wins + losses, confidence)
-        else:
-            d_low = d_high = 0.5
-        low, high = ((ties / 2 + (wins + losses) * d) / n for d in (d_low, d_high))
-    else:
-        low, high = _bootstrap(scores, groups, confidence, n_boot, seed)
+    ties = n - wins - losses
+    scores = [{"A": 1.0, "B": 0.0}.get(v, 0.5) for v in verdicts]
+    low, high = _interval(interval, wins, losses, ties, n, scores, groups, confidence, n_boot, seed)
     return WinRate(
         wins=wins,
         losses=losses,
         ties=ties,
         n=n,
-        rate=rate,
+        rate=(wins + ties / 2) / n,
         low=low,
         high=high,
         confidence=confidence,
