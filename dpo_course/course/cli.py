@@ -1,6 +1,6 @@
 """The ``dpo-course`` command: ``course`` (run the notebooks headless), ``doctor``, ``progress``, ``train``.
 
-Taught in 00_welcome. Each sub-command lives in its own module; this file only dispatches. Every command
+Course tooling for instructors (README, "For instructors"), not taught in a notebook. Each sub-command lives in its own module; this file only dispatches. Every command
 that needs the notebooks finds them with `dpo_course.course.notebooks.find_notebooks`, so they work from a
 copy of the course after a plain ``pip install .`` as well as from a checkout::
 

@@ -1,6 +1,6 @@
 """``dpo-course doctor``: is this machine ready for the course? A table of checks, each with what to fix.
 
-Taught in 00_welcome (and run by instructors before a workshop). Checks the Python version and every
+Course tooling, run by instructors before a workshop (README, "For instructors"). Checks the Python version and every
 package against the course's requirements (pyproject.toml in a checkout, else the installed metadata),
 free memory, the device, that the toy model loads offline in under 30 s and answers a prompt, and that
 the notebooks are there. Exit code 0 when nothing failed (warnings allowed), 1 otherwise::

@@ -1,6 +1,6 @@
 """Where the course's notebooks are, and the one headless runner every command uses.
 
-Taught in 00_welcome. `dpo-course course`, `doctor` and `progress`, authoring and
+Course tooling, not taught in a notebook. `dpo-course course`, `doctor` and `progress`, authoring and
 ``scripts/measure_notebooks.py`` all find the notebooks with `find_notebooks` and run them with
 `execute_notebook`. Finding them never assumes a git checkout: after a plain ``pip install .`` (the
 Colab setup cell installs the course that way) the package lives in site-packages, far from the notebooks.

@@ -1,6 +1,6 @@
 """``dpo-course progress [NOTEBOOK_DIR]``: which exercises of a learner's notebooks pass, per notebook.
 
-Taught in 00_welcome. Each notebook runs headless, top to bottom, in a fresh kernel (nbclient; the file
+Course tooling for instructors during a workshop (README, "For instructors"). Each notebook runs headless, top to bottom, in a fresh kernel (nbclient; the file
 is never written) with ``DPO_COURSE_PROGRESS_LOG`` set, so that every ``exNN.qK.check(...)`` appends its
 verdict to a log (`dpo_course.exercises.framework`). The exercises a notebook checks are read from its
 code (``exNN.qK.check(``); one whose check never ran (a cell above it failed) shows as "not run".
