@@ -11,6 +11,7 @@ import dataclasses
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,31 @@ def test_solution_notebook_runs_on_a_tiny_qwen(notebook, tiny_qwen):
     assert run.error is None, f"{notebook.name} with DPO_COURSE_MODEL={env['DPO_COURSE_MODEL']}:\n" + (
         _first_error(run.nb) or run.error
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The README's T4 estimates (scripts/t4_estimates.py)
+# ---------------------------------------------------------------------------------------------------
+def _t4_estimates():
+    if "t4_estimates" not in sys.modules:  # a dataclass module must be in sys.modules while it executes
+        spec = importlib.util.spec_from_file_location("t4_estimates", ROOT / "scripts" / "t4_estimates.py")
+        sys.modules["t4_estimates"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules["t4_estimates"]
+
+
+def test_readme_holds_the_t4_estimates_of_every_notebook():
+    t4 = _t4_estimates()
+    assert set(t4.WORK) == {p.stem for p in SOLUTIONS}, "one tally per notebook"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert t4.table() in readme, "README's table is stale: paste `python scripts/t4_estimates.py`"
+    assert "estimates" in readme[readme.index("What to expect on a T4") :][:200]
+
+
+def test_t4_estimates_say_lora_fits_where_full_fine_tuning_does_not():
+    t4 = _t4_estimates()
+    t4_bytes = 15e9
+    for name, (_, full_gb, _, lora_gb) in t4.rows().items():
+        assert lora_gb <= full_gb and lora_gb * 1e9 < 0.7 * t4_bytes, name
+    # a full fp32 AdamW step on 0.5B: gradients (2 GB) + moments (4 GB) + activations and logits
+    assert 6e9 < t4.step_bytes(lora=False) < 9e9 and t4.step_bytes(lora=True) < 2e9
