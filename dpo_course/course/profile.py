@@ -1,6 +1,6 @@
 """How much work a notebook does, sized by the model it runs on: one place, read by every notebook.
 
-Taught in 00_welcome (the real-model switch) and used by every notebook that trains or samples.
+Course tooling for the real-model switch (README, docs/real_model.md): the notebooks that train or sample read it.
 
 ``P = profile_for(MODEL)`` returns a frozen `WorkProfile`. The toy profile holds the numbers the
 notebooks were written with (a 0.9M-parameter model, a 768-token vocabulary, 2 CPU cores). The real
