@@ -177,3 +177,35 @@ def test_no_module_is_over_400_lines(path):
     assert lines <= MAX_LINES, (
         f"{path.relative_to(ROOT)} has {lines} lines (at most {MAX_LINES}): split it by concern"
     )
+
+
+def _readme_tree() -> set[str]:
+    """The module paths the README's "The library" tree lists (``ex00.py ... ex09.py`` stands for the range)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## The library", 1)[1].split("```text", 1)[1].split("```", 1)[0]
+    listed, stack = set(), []
+    for line in block.splitlines()[1:]:  # the first line is dpo_course/
+        match = re.match(
+            r"^(?P<indent>(?:│   |    )*)(?:├── |└── )(?P<name>\S+)(?:\s+\.\.\.\s+(?P<last>\S+))?", line
+        )
+        if not match:
+            continue
+        depth = len(match["indent"]) // 4
+        stack[depth:] = [match["name"].rstrip("/")]
+        if match["name"].endswith(".py"):
+            listed.add("/".join(stack))
+        if match["last"]:  # "ex00.py ... ex09.py"
+            first, last = int(match["name"][2:4]), int(match["last"][2:4])
+            listed |= {"/".join([*stack[:-1], f"ex{n:02d}.py"]) for n in range(first, last + 1)}
+    return listed
+
+
+def test_the_readme_tree_lists_every_module():
+    listed = _readme_tree()
+    actual = {
+        str(p.relative_to(PACKAGE)) for p in _modules() if p.name != "__init__.py" or p.parent == PACKAGE
+    }
+    ranges = {name for name in listed if re.fullmatch(r"exercises/ex\d\d\.py", name)}
+    missing = sorted(actual - listed)
+    stale = sorted((listed - ranges) - actual)
+    assert not missing and not stale, f"README's module tree: missing {missing}, no such module {stale}"
