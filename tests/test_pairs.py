@@ -6,7 +6,14 @@ from collections import Counter
 
 import pytest
 
-from dpo_course.data import check_verdict, judged_pairs, pick_pair, round_robin_wins, tiered_sample
+from dpo_course.data import (
+    check_verdict,
+    judged_pairs,
+    pair_groups,
+    pick_pair,
+    round_robin_wins,
+    tiered_sample,
+)
 
 SCORES = {"great": 3, "good": 2, "ok": 1, "bad": 0}
 
@@ -109,3 +116,11 @@ def test_tiered_sample_rejects_a_non_finite_weight_by_tier():
     for bad in (math.nan, math.inf):
         with pytest.raises(ValueError, match="weight of tier 'low' must be a finite number"):
             tiered_sample(rows, {"high": 1.0, "low": bad})
+
+
+def test_pair_groups_skips_ties_and_same_text_and_checks_lengths():
+    groups = [["x", "y", "z"], ["same", "same"], ["a", "b"]]
+    scores = [[1.0, 3.0, 2.0], [2.0, 1.0], [1.0, 1.0]]
+    assert pair_groups(["p", "q", "r"], groups, scores) == [("p", groups[0], scores[0], 1, 0)]
+    with pytest.raises(ValueError, match="2 prompts, 3 groups and 3 lists of scores"):
+        pair_groups(["p", "q"], groups, scores)

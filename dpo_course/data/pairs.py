@@ -87,6 +87,35 @@ def round_robin_wins(
     return wins
 
 
+def pair_groups(
+    prompts: Sequence[str],
+    groups: Sequence[Sequence[str]],
+    scores: Sequence[Sequence[float]],
+    *,
+    pairing: str = "best_worst",
+    seed: int = 0,
+    pick: Callable[[Sequence[float]], tuple[int, int] | None] | None = None,
+) -> list[tuple[str, Sequence[str], Sequence[float], int, int]]:
+    """``(prompt, group, scores, chosen, rejected)`` for every group that makes a pair.
+
+    `scores[k][i]` scores `groups[k][i]`, a completion of `prompts[k]`. The pair is
+    ``pick_pair(scores[k], pairing=pairing)`` (one generator seeded by `seed` serves every group),
+    or ``pick(scores[k])`` when given. Groups whose scores all tie, or whose two picks are the same
+    text, give none. `judged_pairs` and `dpo_course.toyworld.on_policy_pairs` build their rows on it.
+    """
+    if not len(prompts) == len(groups) == len(scores):
+        raise ValueError(
+            f"got {len(prompts)} prompts, {len(groups)} groups and {len(scores)} lists of scores"
+        )
+    rng = random.Random(seed)
+    out = []
+    for prompt, group, points in zip(prompts, groups, scores, strict=True):
+        picked = pick(points) if pick is not None else pick_pair(points, pairing=pairing, rng=rng)
+        if picked is not None and group[picked[0]] != group[picked[1]]:
+            out.append((prompt, group, points, *picked))
+    return out
+
+
 def judged_pairs(
     prompts: Sequence[str],
     samples: Sequence[Sequence[str]],
@@ -106,24 +135,13 @@ def judged_pairs(
     """
     if len(prompts) != len(samples):
         raise ValueError(f"got {len(prompts)} prompts but {len(samples)} groups of samples")
-    rng = random.Random(seed)
-    rows = []
-    for prompt, group in zip(prompts, samples, strict=True):
-        wins = round_robin_wins(prompt, group, judge, both_orders=both_orders)
-        picked = pick(wins) if pick is not None else pick_pair(wins, pairing=pairing, rng=rng)
-        if picked is None or group[picked[0]] == group[picked[1]]:
-            continue
-        best, worst = picked
-        rows.append(
-            {
-                "prompt": prompt,
-                "chosen": group[best],
-                "rejected": group[worst],
-                "wins": list(wins),
-                "margin": wins[best] - wins[worst],
-            }
-        )
-    return rows
+    wins = [
+        round_robin_wins(p, g, judge, both_orders=both_orders) for p, g in zip(prompts, samples, strict=True)
+    ]
+    return [
+        {"prompt": p, "chosen": g[b], "rejected": g[w], "wins": list(s), "margin": s[b] - s[w]}
+        for p, g, s, b, w in pair_groups(prompts, samples, wins, pairing=pairing, seed=seed, pick=pick)
+    ]
 
 
 def tiered_sample(

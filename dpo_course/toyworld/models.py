@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from pathlib import Path
 
 from dpo_course._device import get_device
@@ -135,7 +134,7 @@ def on_policy_pairs(
     from datasets import Dataset
 
     from dpo_course._generation import generate
-    from dpo_course.data.pairs import PAIRINGS, pick_pair
+    from dpo_course.data.pairs import PAIRINGS, pair_groups
     from dpo_course.toyworld.domain import reward
 
     if num_samples < 2:
@@ -155,24 +154,16 @@ def on_policy_pairs(
         max_new_tokens=max_new_tokens,
         seed=seed,
     )
-    rng = random.Random(seed)
-    rows = []
-    for i, prompt in enumerate(prompts):
-        group = [c for c in samples[i * num_samples : (i + 1) * num_samples] if c.strip()]
-        if len(group) < 2:
-            continue
-        rewards = [reward_fn(prompt, c) for c in group]
-        picked = pick_pair(rewards, pairing=pairing, rng=rng)
-        if picked is None:
-            continue
-        best, worst = picked
-        rows.append(
-            {
-                "prompt": prompt,
-                "chosen": group[best],
-                "rejected": group[worst],
-                "chosen_reward": rewards[best],
-                "rejected_reward": rewards[worst],
-            }
-        )
+    # Empty samples are no answers: drop them, then prompts with fewer than two samples left.
+    groups = [
+        [c for c in samples[i * num_samples : (i + 1) * num_samples] if c.strip()]
+        for i in range(len(prompts))
+    ]
+    kept = [(p, g) for p, g in zip(prompts, groups, strict=True) if len(g) >= 2]
+    rewards = [[reward_fn(p, c) for c in g] for p, g in kept]
+    picked = pair_groups([p for p, _ in kept], [g for _, g in kept], rewards, pairing=pairing, seed=seed)
+    rows = [
+        {"prompt": p, "chosen": g[b], "rejected": g[w], "chosen_reward": r[b], "rejected_reward": r[w]}
+        for p, g, r, b, w in picked
+    ]
     return Dataset.from_list(rows)
