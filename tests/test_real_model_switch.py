@@ -57,7 +57,7 @@ def test_a_hub_id_gets_the_t4_profile_without_the_network():
     assert p.name == "real" and not p.is_toy
     assert p.pairs_per_step == TOY.pairs_per_step == 16, "the same pairs per optimizer step: same step counts"
     assert p.batch_size < TOY.batch_size and p.use_lora and p.precompute_ref_log_probs
-    assert p.fused_logps and p.gradient_checkpointing, "no (B, T, V) logits of a 152k vocabulary"
+    assert p.fused_logps and p.activation_checkpointing, "no (B, T, V) logits of a 152k vocabulary"
     assert p.dtype == "float32" and p.mixed_precision == "fp16", "a T4 has fp16 autocast, no bf16"
     assert p.dpo_learning_rate == 5e-7 and p.lora_learning_rate == pytest.approx(10 * p.dpo_learning_rate)
 
@@ -171,6 +171,34 @@ def test_load_base_model_follows_the_switch(tiny_qwen, monkeypatch):
     monkeypatch.setenv("DPO_COURSE_BASE_MODEL", str(tiny_qwen["base"]))
     base, tokenizer = load_base_model("cpu")
     assert type(base).__name__ == "Qwen2ForCausalLM" and tokenizer.eos_token == "<|im_end|>"
+
+
+def test_generate_is_greedy_and_unpenalised_on_a_qwen_generation_config(tiny):
+    """Qwen2.5-Instruct's generation_config samples (T 0.7, top-p 0.8, top-k 20) with repetition penalty 1.05:
+    `generate` must still be greedy when asked, so evaluations and KL estimates see pi itself."""
+    import torch
+
+    from dpo_course import chat_prompt, generate
+
+    model, tokenizer = tiny
+    assert model.generation_config.repetition_penalty == 1.05, "the fixture carries Qwen's defaults"
+    prompts = ["What is the capital of France?", "What is 7 plus 5?", "Write a function that doubles x."]
+
+    def argmax_decode(prompt: str, steps: int = 24) -> str:
+        ids = tokenizer(chat_prompt(tokenizer, prompt), add_special_tokens=False, return_tensors="pt")[
+            "input_ids"
+        ]
+        out: list[int] = []
+        with torch.no_grad():
+            for _ in range(steps):
+                nxt = int(model(input_ids=ids).logits[0, -1].argmax())
+                if nxt in (tokenizer.eos_token_id, tokenizer.pad_token_id):
+                    break
+                out.append(nxt)
+                ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+        return tokenizer.decode(out, skip_special_tokens=True).strip()
+
+    assert generate(model, tokenizer, prompts, max_new_tokens=24) == [argmax_decode(p) for p in prompts]
 
 
 def _sample_rows(name: str):

@@ -7,7 +7,7 @@ notebooks were written with (a 0.9M-parameter model, a 768-token vocabulary, 2 C
 profile is sized for Qwen2.5-0.5B-Instruct on one free Colab T4 (15 GB, fp16 but no bf16): micro-batches
 of 4 pairs with 4 accumulation steps (the toy's 16 pairs per optimizer step, so step counts match),
 fp32 master weights under fp16 autocast (fp16 weights cannot hold a 5e-7 update), a LoRA adapter,
-reference log-probs computed once before training, gradient checkpointing and fused log-probs, so
+reference log-probs computed once before training, activation checkpointing and fused log-probs, so
 no (B, T, V) logits of a 152k vocabulary sit in memory.
 
 Which profile: ``$DPO_COURSE_PROFILE`` ("toy" or "real") when set; else "toy" for ``MODEL == "toy"``
@@ -44,7 +44,7 @@ class WorkProfile:
     lora_r: int
     lora_alpha: int
     precompute_ref_log_probs: bool  # score the reference once, before training (TRL's name)
-    gradient_checkpointing: bool
+    activation_checkpointing: bool  # transformers 5's name (gradient_checkpointing is its deprecated alias)
     fused_logps: bool  # never hold the (B, T, V) logits
     # SFT (03) and online RL (08)
     sft_steps: int
@@ -114,7 +114,7 @@ TOY = WorkProfile(
     lora_r=8,
     lora_alpha=16,
     precompute_ref_log_probs=True,
-    gradient_checkpointing=False,
+    activation_checkpointing=False,
     fused_logps=False,
     sft_steps=12,
     sft_learning_rate=2e-3,
@@ -141,7 +141,7 @@ REAL = dataclasses.replace(
     use_lora=True,
     lora_r=16,
     lora_alpha=32,
-    gradient_checkpointing=True,
+    activation_checkpointing=True,
     fused_logps=True,
     sft_learning_rate=2e-5,  # SFTConfig's default
     grpo_learning_rate=1e-6,  # GRPOConfig's default
