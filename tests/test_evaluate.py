@@ -7,17 +7,21 @@ import pytest
 import torch
 from datasets import Dataset
 
+from dpo_course import toyworld
 from dpo_course.data import PreferenceCollator, tokenize_dataset
 from dpo_course.evaluate import (
     LR_RANGES,
     LLMJudge,
     diagnose,
     implicit_rewards,
+    judge_agreement,
+    judge_bias,
     kl_to_reference,
     mean_length,
     mean_reward,
     parse_verdict,
     preference_accuracy,
+    verbosity_pairs,
     wilson_interval,
     win_rate,
 )
@@ -131,6 +135,60 @@ def test_win_rate_errors():
     for bad in (math.nan, math.inf, 1.0):  # the bootstrap never reaches wilson_interval's own check
         with pytest.raises(ValueError, match="confidence must lie in"):
             win_rate(["p"], ["a"], ["b"], shorter_wins, confidence=bad, interval="bootstrap")
+
+
+# -------------------------------------------------------------------------------- judge audits
+TOY_PROMPTS = [
+    "What is 2 plus 3?",
+    "What is the capital of Peru?",
+    "What is 4 times 5?",
+    "What is 9 minus 1?",
+]
+
+
+def longer_wins(prompt, a, b):
+    return "tie" if len(a) == len(b) else ("A" if len(a) > len(b) else "B")
+
+
+def test_judge_agreement_by_hand():
+    prompts, concise, verbose = verbosity_pairs(TOY_PROMPTS)
+    assert all(len(v) > len(c) for c, v in zip(concise, verbose, strict=True))
+    # truth prefers every concise answer; this judge gets 3 of 4 right and reverses the last
+    truth = {(p, c): "concise" for p, c in zip(prompts, concise, strict=True)}
+
+    def three_of_four(prompt, a, b):
+        good = "A" if (prompt, a) in truth else "B"
+        return {"A": "B", "B": "A"}[good] if prompt == TOY_PROMPTS[3] else good
+
+    result = judge_agreement(prompts, concise, verbose, three_of_four)
+    assert (result.agreement, result.reversed, result.undecided, result.n_decided) == (0.75, 0.25, 0.0, 4)
+    assert (result.low, result.high) == pytest.approx(wilson_interval(3, 4))
+    assert result.consistency == 1.0 and result.first_position_share == 0.5
+    always_a = judge_agreement(prompts, concise, verbose, lambda p, a, b: "A")
+    assert (always_a.agreement, always_a.undecided, always_a.first_position_share) == (0.0, 1.0, 1.0)
+    assert always_a.consistency == 0.0 and "agrees with the ground truth on 0%" in str(always_a)
+    with pytest.raises(ValueError, match="decides none"):
+        judge_agreement(prompts, concise, concise, longer_wins)
+
+
+def test_judge_bias_made_to_happen_with_scripted_judges():
+    prompts, concise, verbose = verbosity_pairs(TOY_PROMPTS, seed=1)
+    verbosity = judge_bias(prompts, verbose, concise, longer_wins, name="verbosity")
+    assert (verbosity.rate, verbosity.truth_rate, verbosity.excess, verbosity.n) == (1.0, 0.0, 1.0, 4)
+    assert verbosity.low == pytest.approx(wilson_interval(4, 4)[0]) and "excess +100%" in str(verbosity)
+    fair = judge_bias(prompts, verbose, concise, toyworld.judge, name="verbosity")
+    assert fair.excess == 0.0
+    # self-preference: equal quality by the truth (a tie), the judge always picks its own model's text
+    own, other = ["mine 1", "mine 2"], ["theirs 1", "theirs 2"]
+    selfish = judge_bias(
+        ["p", "q"],
+        own,
+        other,
+        lambda p, a, b: "A" if a.startswith("mine") else "B",
+        name="self-preference",
+        truth=lambda p, a, b: "tie",
+    )
+    assert (selfish.rate, selfish.truth_rate, selfish.excess) == (1.0, 0.5, 0.5)
 
 
 # ----------------------------------------------------------------------------------- LLM judge
