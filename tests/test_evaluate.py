@@ -457,3 +457,14 @@ def test_diagnose_flags_nan_overfitting_and_stuck_accuracy():
     trl_log = [dict(h, step=i) for i, h in enumerate(HEALTHY)] + [{"train_runtime": 3.0}]  # TRL's summary row
     assert diagnose(trl_log) == []
     assert all(str(f).startswith("[") and "fix:" in str(f) for f in found)
+
+
+def test_diagnose_names_a_non_finite_learning_rate_or_beta():
+    for name in ("learning_rate", "beta"):
+        for bad in (math.nan, math.inf):
+            found = diagnose(None, config={"learning_rate": 1e-4, "beta": 0.1, name: bad}, regime="toy")
+            assert (
+                checks(found) == [name]
+                and found[0].severity == "error"
+                and "not a finite number" in found[0].message
+            )

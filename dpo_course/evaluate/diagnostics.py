@@ -3,12 +3,13 @@
 Taught in 07_evaluation. Each `Finding` has a severity ("error", "warning"), a check name, a
 message with the measured number, and a fix. Checks (silent on a healthy run):
 
+- a learning rate or beta that is not a finite number (NaN, inf);
 - learning rate outside the usual range: full fine-tuning of real models ~1e-7..1e-5, LoRA
   adapters ~1e-6..1e-4 (they need roughly 10x more), the toy model ~1e-5..1e-3 (it is tiny and
   trains in 80 steps, so it uses far larger rates than a real model would tolerate);
 - beta below 0.01 (the policy may drift far) or above 1 (updates become negligible);
 - dataset rows with missing, empty or non-string fields, or no rows at all;
-- chosen responses much longer than rejected ones (DPO then learns length, not quality);
+- chosen completions much longer than rejected ones (DPO then learns length, not quality);
 - NaN or infinite loss; the accuracy stuck at chance; margins past 10 with the loss near 0
   (overfitting: the model memorises the pairs).
 """
@@ -56,14 +57,28 @@ def _is_lora(config) -> bool:
     return False
 
 
+def _non_finite(config) -> list[Finding]:
+    found = []
+    for name in ("learning_rate", "beta"):
+        value = _get(config, name)
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            found.append(
+                Finding(
+                    "error", name, f"{name} = {value}: not a finite number", f"set {name} to a finite value"
+                )
+            )
+    return found
+
+
 def _check_config(config, regime: str | None) -> list[Finding]:
     findings = []
     regime = regime or _get(config, "regime") or ("lora" if _is_lora(config) else "full")
     if regime not in LR_RANGES:
         raise ValueError(f"regime must be one of {sorted(LR_RANGES)}, got {regime!r}")
+    findings += _non_finite(config)
     lr = _get(config, "learning_rate")
     low, high = LR_RANGES[regime]
-    if isinstance(lr, (int, float)) and not low <= lr <= high:
+    if isinstance(lr, (int, float)) and math.isfinite(lr) and not low <= lr <= high:
         direction = "high" if lr > high else "low"
         findings.append(
             Finding(
@@ -77,7 +92,7 @@ def _check_config(config, regime: str | None) -> list[Finding]:
             )
         )
     beta = _get(config, "beta")
-    if isinstance(beta, (int, float)):
+    if isinstance(beta, (int, float)) and math.isfinite(beta):
         if beta < BETA_RANGE[0]:
             findings.append(
                 Finding(
@@ -132,9 +147,9 @@ def _check_dataset(dataset, tokenizer) -> list[Finding]:
             Finding(
                 "warning",
                 "length",
-                f"chosen responses average {report.mean_chosen_length:.1f} {report.length_unit}, rejected "
+                f"chosen completions average {report.mean_chosen_length:.1f} {report.length_unit}, rejected "
                 f"{report.mean_rejected_length:.1f} (ratio {ratio:.2f} > {LENGTH_RATIO}): the model may learn to prefer length",
-                "balance lengths (pair responses of similar length), add a length penalty, or try SimPO/length-normalised losses; "
+                "balance lengths (pair completions of similar length), add a length penalty, or try SimPO/length-normalised losses; "
                 "check the win rate with length controlled",
             )
         )
@@ -155,7 +170,7 @@ def _check_history(history: Sequence[Mapping]) -> list[Finding]:
                 "error",
                 "nan_loss",
                 f"the loss is {losses[bad[0]]} from logged step {bad[0] + 1} on ({len(bad)} of {len(losses)} steps)",
-                "lower the learning rate, check for empty responses or truncated rows, keep fp32 log-softmax",
+                "lower the learning rate, check for empty completions or truncated rows, keep fp32 log-softmax",
             )
         )
         return findings  # later checks read finite numbers only
