@@ -23,7 +23,7 @@ def _is_messages(value) -> bool:
 
 
 def _assistant_text(messages: list[Message], prompt: list[Message], index: int, field: str) -> str:
-    """The one assistant reply of a conversational response (a copy of the prompt in front is allowed)."""
+    """The one assistant reply of a conversational completion (a copy of the prompt in front is allowed)."""
     if prompt and messages[: len(prompt)] == prompt:
         messages = messages[len(prompt) :]  # some datasets repeat the prompt inside chosen/rejected
     if len(messages) != 1 or messages[0]["role"] != "assistant":

@@ -116,7 +116,7 @@ def hh_rlhf_pair(example: dict) -> dict:
     """One HH-RLHF row (two whole transcripts) -> prompt messages and the two final replies.
 
     The transcripts are split at their LAST assistant turn: everything before it is the prompt
-    (all earlier turns, as messages), the last turn is the response. Rows that cannot be a pair
+    (all earlier turns, as messages), the last turn is the completion. Rows that cannot be a pair
     get a ``drop_reason``: ``malformed: ...`` (a transcript missing, not ending with an assistant
     turn, or the two disagreeing before the last turn), ``empty`` or ``tie``.
     """
