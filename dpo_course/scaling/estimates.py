@@ -127,7 +127,9 @@ def dpo_memory_breakdown(
     * ``gradients``: one per trainable weight, in the weights' dtype.
     * ``optimizer_state``: AdamW keeps two moments per trainable weight, in the weights' dtype
       (what ``torch.optim.AdamW`` does); ``master_weights=True`` is the mixed-precision recipe
-      instead: an fp32 copy of the weights and fp32 moments, 12 bytes per trainable weight.
+      instead: an fp32 copy of the weights and fp32 moments, 12 bytes per trainable weight. With
+      bf16 (``dtype_bytes=2``) that is how real jobs train, 2 + 2 + 12 + 2 = 18 bytes per parameter
+      with the reference: the realistic baseline (pure bf16 AdamW does not train at DPO's rates).
       ``optimizer="sgd"`` (no momentum) keeps nothing.
     * ``reference_weights``: a second frozen copy; 0 with ``precomputed_reference`` or LoRA (the
       reference is the base model with the adapter switched off).
@@ -238,7 +240,10 @@ def dpo_training_estimate(
     Every pair is two sequences of `tokens_per_sequence` (prompt + response) tokens, seen once
     per epoch. ``precomputed_reference`` moves the reference pass out of the epochs: it runs
     once, before training, at 2N per token. Time is FLOPs / (``mfu * peak_flops``), where
-    ``mfu`` is the model-FLOPs utilisation you expect (0.3-0.5 is typical on one node).
+    ``peak_flops`` is the hardware's data-sheet peak and ``mfu`` the model-FLOPs utilisation
+    measured against that same peak (PaLM, Chowdhery et al. 2022, appendix B; 0.3-0.5 is typical on
+    one node). An MFU measured against a large matmul on the device is a different ratio: multiply
+    it by matmul / peak before passing it here.
     Returns ``{"flops": ..., "hours": ...}``.
 
     Taught in 09_scaling_up.
