@@ -344,3 +344,14 @@ def test_validate_rejects_a_non_finite_length_ratio_by_name():
     for bad in (float("nan"), float("inf"), 0.5):
         with pytest.raises(ValueError, match="length_ratio must be a finite number >= 1"):
             validate_preference_dataset(_planted(), length_ratio=bad)
+
+
+def test_a_pretty_printed_json_document_is_not_mistaken_for_bad_json_lines(tmp_path):
+    doc = tmp_path / "pairs.json"
+    doc.write_text('{\n  "prompt": ["Hi"],\n  "chosen": ["Hello."],\n  "rejected": ["Go away."]\n}\n')
+    from dpo_course.data.loaders import _check_json
+
+    _check_json(doc)  # one valid document: no error
+    doc.write_text('{"prompt": "Hi"}\n{"prompt": \n')
+    with pytest.raises(PreferenceDataError, match="line 2"):
+        _check_json(doc)

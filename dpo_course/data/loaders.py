@@ -52,20 +52,25 @@ def _check_json(path: Path) -> None:
     """Raise `PreferenceDataError` naming the file and line of the first bad JSON in `path`.
 
     `datasets` reports a bad line as a bare pyarrow or JSON error with neither; one pass over the
-    text finds it first. A file opening with ``[`` is one JSON document, any other is JSON Lines.
+    text finds it first. A file that parses as one JSON document is fine; otherwise it is read as
+    JSON Lines, unless it opens with ``[`` (then the document's own error line is reported).
     """
     text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        chunks = [(0, text)]  # line numbers come from the decoder
-    else:
-        chunks = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    for line_no, chunk in chunks:
-        try:
-            json.loads(chunk)
-        except json.JSONDecodeError as err:
-            where = line_no or err.lineno
+    try:
+        json.loads(text)
+        return
+    except json.JSONDecodeError as err:
+        if text.lstrip().startswith("["):
             raise PreferenceDataError(
-                f"{path}, line {where}: not valid JSON ({err.msg}, column {err.colno})"
+                f"{path}, line {err.lineno}: not valid JSON ({err.msg}, column {err.colno})"
+            ) from None
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        try:
+            if line.strip():
+                json.loads(line)
+        except json.JSONDecodeError as err:
+            raise PreferenceDataError(
+                f"{path}, line {line_no}: not valid JSON ({err.msg}, column {err.colno})"
             ) from None
 
 
