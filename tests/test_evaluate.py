@@ -55,7 +55,14 @@ def test_wilson_interval_edges_and_symmetry():
 
 
 @pytest.mark.parametrize(
-    "args, match", [((1, 0), "n must be positive"), ((11, 10), "successes"), ((1, 2, 1.0), "confidence")]
+    "args, match",
+    [
+        ((1, 0), "n must be positive"),
+        ((11, 10), "successes"),
+        ((1, 2, 1.0), "confidence"),
+        ((1, 2, math.nan), "confidence"),
+        ((math.nan, 2), "successes"),
+    ],
 )
 def test_wilson_interval_errors(args, match):
     with pytest.raises(ValueError, match=match):
