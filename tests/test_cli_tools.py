@@ -57,6 +57,17 @@ def test_doctor_single_checks_on_planted_problems(tmp_path):
     assert doctor.check_notebooks(ROOT / "notebooks").status == doctor.OK
 
 
+def test_doctor_fails_when_the_command_points_at_a_moved_module(monkeypatch):
+    import importlib.metadata
+
+    stale = importlib.metadata.EntryPoint("dpo-course", "dpo_course.cli:main", "console_scripts")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [stale])
+    check = doctor.check_install()
+    assert check.status == doctor.FAIL and "dpo_course.cli:main" in check.detail and "make setup" in check.fix
+    monkeypatch.undo()
+    assert doctor.check_install().status == doctor.OK
+
+
 def test_doctor_reads_the_requirements_of_pyproject():
     requires_python, reqs = doctor.course_requirements()
     by_name = {r.name: r for r in reqs}

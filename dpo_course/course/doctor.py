@@ -177,6 +177,17 @@ def check_install() -> Check:
     version = _installed_version(DIST) or "unknown version"
     where = Path(dpo_course.__file__).resolve().parent
     how = "editable, from the checkout" if checkout_root() is not None else "installed"
+    scripts = [e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == DIST]
+    try:
+        for script in scripts:  # an install older than the code points the command at a moved module
+            script.load()
+    except (ImportError, AttributeError) as exc:
+        return Check(
+            "course",
+            FAIL,
+            f"the dpo-course command points at {scripts[0].value}, which is gone ({type(exc).__name__})",
+            "install the course again: make setup, or pip install -e . (the command's module moved)",
+        )
     return Check("course", OK, f"dpo-course {version}, {how}: {where}")
 
 
