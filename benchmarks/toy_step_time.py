@@ -36,7 +36,7 @@ class _StepTimer(TrainerCallback):
 
 
 def time_ours(model, tok, ds, batch, precompute, device) -> list[float]:
-    import dpo_course.train.dpo as train_module
+    import dpo_course.train.step as train_module  # dpo_forward, the step train_dpo runs
 
     times, real_step = [], torch.optim.AdamW.step
 

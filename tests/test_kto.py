@@ -33,7 +33,7 @@ def test_unpair_makes_one_desirable_and_one_undesirable_row_per_pair():
 def test_config_and_rows_are_validated(sft):
     with pytest.raises(ValueError, match="batch_size must be >= 2"):
         KTOTrainConfig(batch_size=1)
-    with pytest.raises(ValueError, match="beta must be > 0"):
+    with pytest.raises(ValueError, match="beta must be finite and > 0"):
         KTOTrainConfig(beta=0)
     model, tok = sft
     bad = [{"prompt": "What is 2 plus 3?", "completion": "5", "label": "yes"}] * 2

@@ -11,10 +11,6 @@ import torch
 import dpo_course.logprobs.fused as lp
 from dpo_course.logprobs import concatenated_forward, fused_sequence_logps, sequence_logps
 
-CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, CUDA])]
-
-
 # ---------------------------------------------------------------- hand-checked values
 
 # One row, V = 3. Position t scores token t+1:
@@ -107,7 +103,6 @@ def _simple(hidden, weight, ids, mask, average=False):
     return sequence_logps(hidden @ weight.T, ids, mask, average=average)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("average", [False, True])
 @pytest.mark.parametrize(("B", "T", "H", "V", "chunk", "tile"), CASES)
 def test_fused_equals_simple_fp32(monkeypatch, device, average, B, T, H, V, chunk, tile):
@@ -120,7 +115,6 @@ def test_fused_equals_simple_fp32(monkeypatch, device, average, B, T, H, V, chun
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("chunk", "tile"), [(None, 2**25), (16, 16 * 64)])
 def test_fused_bf16_close_to_fp32(monkeypatch, device, chunk, tile):
     """bf16 inputs, fp32 logits and accumulators: 4 rows x 50 scored tokens, V = 300, logps ~ -330.
@@ -148,7 +142,6 @@ def test_fused_bf16_close_to_fp32(monkeypatch, device, chunk, tile):
     torch.testing.assert_close(got[0], exact, atol=0.1, rtol=0)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 def test_fused_matches_trl_chunked_logprob(device):
     """Same per-token values and gradients as TRL's ChunkedLogProbFunction on the scored positions."""
     trl_kernel = pytest.importorskip("trl.kernels.chunked_logprob")

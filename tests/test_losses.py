@@ -47,6 +47,8 @@ from dpo_course.losses import (
     ipo_loss,
     kto_loss,
     orpo_loss,
+    rdpo_loss,
+    sigmoid_norm_loss,
     simpo_loss,
 )
 
@@ -54,14 +56,6 @@ LOG2 = 0.6931471805599453
 SOFTPLUS_NEG1 = 0.31326168751822286  # -log sigmoid(1) = log(1 + e^-1)
 SOFTPLUS_POS1 = 1.3132616875182228  # -log sigmoid(-1) = log(1 + e)
 ONE_MINUS_SIGMOID1 = 0.2689414213699951  # 1 - sigmoid(1) = sigmoid(-1)
-
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")],
-    ),
-]
 
 
 def t(*values: float, dtype: torch.dtype = torch.float64, device: str = "cpu") -> torch.Tensor:
@@ -136,8 +130,17 @@ def test_kto_hand_values():
 def test_implicit_reward_and_registry():
     reward = implicit_reward(t(-5.0, -1.0), t(-10.0, -1.0), beta=0.1)
     torch.testing.assert_close(reward, t(0.5, 0.0))
-    assert LOSSES["sigmoid"] is dpo_loss and LOSSES["ipo"] is ipo_loss and LOSSES["hinge"] is hinge_loss
-    assert {"simpo", "orpo", "kto"} <= set(LOSSES)
+    assert (
+        LOSSES["sigmoid"].fn is dpo_loss and LOSSES["ipo"].fn is ipo_loss and LOSSES["hinge"].fn is hinge_loss
+    )
+    assert {"simpo", "orpo", "kto", "sigmoid_norm", "rdpo"} <= set(LOSSES)
+    # What the trainer reads from each entry, declared once beside the function.
+    table = {n: (s.needs_reference, s.average_logps, s.paired) for n, s in LOSSES.items()}
+    assert table["sigmoid"] == (True, False, True) and table["ipo"] == (True, True, True)
+    assert table["simpo"] == (False, True, True) and table["orpo"] == (False, True, True)
+    assert table["sigmoid_norm"] == (True, True, True) and table["kto"] == (True, False, False)
+    assert dict(LOSSES["simpo"].config_fields) == {"beta": "beta", "gamma": "simpo_gamma"}
+    assert LOSSES["rdpo"].needs_lengths and not LOSSES["sigmoid"].needs_lengths
 
 
 # ------------------------------------------------------------------------------------------
@@ -240,7 +243,6 @@ def test_kto_rejects_non_bool_labels():
         kto_loss(t(-1.0), t(-1.0), torch.tensor([1]), kl=0.0)
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_every_loss_keeps_device_dtype_and_shape(device, dtype):
     pc, pr, rc, rr = (x.to(device=device, dtype=dtype) / 10 for x in _random_logps(b=5))
@@ -253,6 +255,8 @@ def test_every_loss_keeps_device_dtype_and_shape(device, dtype):
         *simpo_loss(pc, pr),
         *orpo_loss(pc, pr),
         *kto_loss(pc, rc, desirable, kl),
+        *sigmoid_norm_loss(pc, pr, rc, rr),
+        *rdpo_loss(pc, pr, rc, rr, torch.arange(5, device=device), torch.ones(5, device=device), alpha=0.1),
         implicit_reward(pc, rc, 0.1),
     ]
     for out in outputs:
@@ -296,22 +300,30 @@ class _ScriptedLM(nn.Module):
         return SimpleNamespace(log_probs=log_probs, entropy=zeros, mean_logits=zeros, is_top1=zeros.bool())
 
 
-def _trl_dpo(loss_type, pc, pr, rc, rr, beta, label_smoothing=0.0, chosen_len=None, rejected_len=None):
-    """Run DPOTrainer._compute_loss on one batch; return (mean loss, metrics)."""
-    b = pc.numel()
-    one = torch.ones(b, dtype=torch.long)
-    lengths = torch.cat(
-        [one if chosen_len is None else chosen_len, one if rejected_len is None else rejected_len]
-    )
-    width = int(lengths.max()) + 1  # prompt token + completion
-    positions = torch.arange(width).expand(2 * b, width)
-    completion_mask = (positions >= width - lengths[:, None]).long()  # (2B, T) last n positions
-    # Spread each sequence log-prob evenly over its completion tokens; TRL sums them back.
-    per_token = completion_mask[:, 1:] * (torch.cat([pc, pr]) / lengths)[:, None]  # (2B, T-1)
+def _trl_dpo(
+    loss_type, pc, pr, rc, rr, beta, label_smoothing=0.0, chosen_len=None, rejected_len=None, *,
+    ld_alpha=None, per_token=None, completion_mask=None,
+):  # fmt: skip
+    """Run DPOTrainer._compute_loss on one batch; return (mean loss, metrics).
+
+    By default each sequence log-prob is spread evenly over its completion tokens (TRL sums them back);
+    `per_token` (2B, T-1) and `completion_mask` (2B, T) give TRL the token log-probs themselves.
+    """
+    b = rc.numel()
+    if per_token is None:
+        one = torch.ones(b, dtype=torch.long)
+        lengths = torch.cat(
+            [one if chosen_len is None else chosen_len, one if rejected_len is None else rejected_len]
+        )
+        width = int(lengths.max()) + 1  # prompt token + completion
+        positions = torch.arange(width).expand(2 * b, width)
+        completion_mask = (positions >= width - lengths[:, None]).long()  # (2B, T) last n positions
+        per_token = completion_mask[:, 1:] * (torch.cat([pc, pr]) / lengths)[:, None]  # (2B, T-1)
+    width = completion_mask.shape[1]
     trainer = object.__new__(DPOTrainer)
     model = _ScriptedLM({0: per_token})
     vars(trainer).update(
-        model=model, accelerator=_Accel(), aux_loss_enabled=False, ld_alpha=None, precompute_ref_logps=True,
+        model=model, accelerator=_Accel(), aux_loss_enabled=False, ld_alpha=ld_alpha, precompute_ref_logps=True,
         f_divergence_type="reverse_kl", loss_types=[loss_type], loss_weights=[1.0], beta=beta,
         label_smoothing=label_smoothing, use_weighting=False, _total_train_tokens=0, _tp_size=1,
         _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
@@ -462,3 +474,83 @@ def test_kto_matches_trl_ktotrainer(kl_shift):
     batch_loss, metrics = _trl_kto(policy, reference, desirable, kl_policy, kl_reference, beta, wd, wu)
     torch.testing.assert_close(losses.mean(), batch_loss)
     assert metrics["kl"][-1] == pytest.approx(max(kl_shift, 0.0))
+
+
+# ------------------------------------------------------------------------------------------
+# sigmoid_norm, LD-DPO, R-DPO: checked against TRL 1.16 where TRL has them
+# ------------------------------------------------------------------------------------------
+def test_sigmoid_norm_matches_trl_dpotrainer():
+    # TRL's "sigmoid_norm" divides each summed log-ratio by its completion length; ours takes averages.
+    pc, pr, rc, rr = _random_logps(b=4, seed=5)
+    chosen_len, rejected_len = torch.tensor([3, 7, 1, 12]), torch.tensor([5, 2, 9, 12])
+    theirs, _, _ = _trl_dpo_per_example(
+        "sigmoid_norm", pc, pr, rc, rr, 0.5, chosen_len=chosen_len, rejected_len=rejected_len
+    )
+    ours, _, _ = sigmoid_norm_loss(
+        pc / chosen_len, pr / rejected_len, rc / chosen_len, rr / rejected_len, beta=0.5
+    )
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(ours, dpo_loss(pc, pr, rc, rr, beta=0.5)[0])  # summed DPO differs
+
+
+@pytest.mark.parametrize("ld_alpha", [0.0, 0.3, 1.0])
+def test_ld_alpha_matches_trl_dpotrainer(ld_alpha):
+    from dpo_course.logprobs import ld_weights, sequence_logps
+
+    # Two pairs, right-padded: completions of 3 vs 5 tokens and 4 vs 2 tokens after a 2-token prompt.
+    g = torch.Generator().manual_seed(6)
+    logits = torch.randn(4, 8, 11, generator=g, dtype=torch.float64)  # (2B, T, V)
+    ids = torch.randint(0, 11, (4, 8), generator=g)
+    lengths = [3, 4, 5, 2]  # rows [chosen; rejected]
+    mask = torch.tensor([[0, 0] + [1] * n + [0] * (6 - n) for n in lengths])  # (2B, T)
+    token = torch.log_softmax(logits, -1)[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)  # (2B, T-1)
+    per_token = token * mask[:, 1:]  # what TRL's model returns (0 off the completion)
+    rc, rr = t(-4.0, -6.0), t(-7.0, -1.5)
+    trl_loss, _ = _trl_dpo(
+        "sigmoid", None, None, rc, rr, 0.1, ld_alpha=ld_alpha, per_token=per_token, completion_mask=mask
+    )
+    weights = ld_weights(mask, ld_alpha, torch.float64)
+    logps = sequence_logps(logits, ids, mask, token_weights=weights)  # (2B,)
+    ours, _, _ = dpo_loss(logps[:2], logps[2:], rc, rr, beta=0.1)
+    torch.testing.assert_close(ours.mean(), trl_loss, rtol=1e-12, atol=1e-12)
+    if ld_alpha == 1.0:  # no down-weighting: plain summed log-probs
+        torch.testing.assert_close(logps, sequence_logps(logits, ids, mask))
+    # The shorter answer of each pair keeps all its tokens; the longer one's extra tokens weigh ld_alpha.
+    assert weights[:, 2:].tolist()[2] == [1, 1, 1, ld_alpha, ld_alpha, ld_alpha]
+
+
+def test_rdpo_hand_values_and_trl_has_no_length_penalty():
+    from trl import DPOConfig
+
+    # h = 10, beta h = 1; |y_w| - |y_l| = 5 tokens, alpha 0.2: logit 1 - 1 = 0 -> log 2.
+    args = (t(-5.0, -5.0), t(-15.0, -15.0), t(-10.0, -10.0), t(-10.0, -10.0))
+    losses, chosen_rewards, _ = rdpo_loss(*args, t(8.0, 3.0), t(3.0, 3.0), beta=0.1, alpha=0.2)
+    torch.testing.assert_close(losses, t(LOG2, SOFTPLUS_NEG1))  # equal lengths: plain DPO
+    torch.testing.assert_close(chosen_rewards, t(0.5, 0.5))  # the penalty is not a reward
+    torch.testing.assert_close(
+        rdpo_loss(*args, t(8.0, 3.0), t(3.0, 3.0), beta=0.1, alpha=0.0)[0], dpo_loss(*args, beta=0.1)[0]
+    )
+    # The docstring's claim: TRL 1.16's DPOConfig has LD-DPO's ld_alpha but no R-DPO length penalty.
+    fields = {f.name for f in __import__("dataclasses").fields(DPOConfig)}
+    assert "ld_alpha" in fields and not any("length_penalty" in f or "rdpo" in f for f in fields)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda x: dpo_loss(x, x, x, x, beta=float("inf")), "beta"),
+        (lambda x: hinge_loss(x, x, x, x, beta=float("nan")), "beta"),
+        (lambda x: simpo_loss(x, x, gamma=float("nan")), "gamma"),
+        (lambda x: simpo_loss(x, x, gamma=float("inf")), "gamma"),
+        (lambda x: orpo_loss(x, x, lam=float("inf")), "lam"),
+        (lambda x: kto_loss(x, x, x > -1, kl=0.0, desirable_weight=float("nan")), "desirable_weight"),
+        (lambda x: rdpo_loss(x, x, x, x, x, x, alpha=float("nan")), "alpha"),
+        # a log-prob above 0 handed to a length-normalised loss: an error naming it, not a clamp
+        (lambda x: simpo_loss(x, -x), "policy_rejected_avg_logps"),
+        (lambda x: orpo_loss(-x, x), "policy_chosen_avg_logps"),
+        (lambda x: sigmoid_norm_loss(x, x, x, x.abs()), "reference_rejected_avg_logps"),
+    ],
+)
+def test_non_finite_hyperparameters_and_positive_log_probs_raise_by_name(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(t(-1.0, -2.0))

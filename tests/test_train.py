@@ -1,6 +1,7 @@
 """The from-scratch trainer: config validation, clear errors, determinism, agreement with TRL, and the toy-world result."""
 
 import copy
+import math
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from datasets import Dataset
 from dpo_course import generate
 from dpo_course.data import PreferenceDataError
 from dpo_course.toyworld import eval_prompts, judge, load_sft_model, preference_pairs, reward
-from dpo_course.train import DPOTrainConfig, train_dpo
+from dpo_course.train import DPOTrainConfig, batch_plan, train_dpo
 
 SMALL = dict(epochs=1, batch_size=8, progress=False, device="cpu")
 
@@ -78,15 +79,17 @@ def test_empty_dataset(sft, policy):
 def test_nan_loss_names_the_step_and_statistic(sft, policy, pairs, monkeypatch):
     import dpo_course.train.dpo as train_module
 
-    real = train_module.compute_loss
+    real = train_module.dpo_forward
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
-        losses, c, r = real(*args, **kwargs)
-        return (losses * float("nan") if calls["n"] == 2 else losses), c, r
+        out = real(*args, **kwargs)
+        if calls["n"] == 2:
+            out.loss = out.loss * float("nan")
+        return out
 
-    monkeypatch.setattr(train_module, "compute_loss", poisoned)
+    monkeypatch.setattr(train_module, "dpo_forward", poisoned)
     with pytest.raises(FloatingPointError, match=r"step 2: loss is nan"):
         train_dpo(policy, sft[1], pairs, DPOTrainConfig(**SMALL))
 
@@ -237,8 +240,6 @@ def test_default_config_beats_the_sft_model_on_held_out_prompts():
 
 
 def test_batch_plan_groups_lengths_and_is_seeded():
-    from dpo_course.train.loop import batch_plan
-
     lengths = [(7 * i) % 61 + 5 for i in range(200)]
     plain = batch_plan(lengths, 16, 2, seed=0, group_by_length=False)
     grouped = batch_plan(lengths, 16, 2, seed=0, group_by_length=True)
@@ -283,3 +284,88 @@ def test_eval_mode_restores_each_module_and_survives_errors():
         assert not net.training and not net[1].training and not other.training
         raise RuntimeError("boom")
     assert net.training and not net[0].training and net[1].training and other.training
+
+
+# ------------------------------------------------------------------ the loss registry, seen from the trainer
+
+
+def test_a_loss_registered_in_a_test_trains(sft, pairs, monkeypatch):
+    """Adding a loss is one function and one entry; the trainer needs nothing else."""
+    from dpo_course.losses import LOSSES, register_loss
+
+    monkeypatch.setitem(LOSSES, "squared_margin", None)  # the entry dies with the test
+    del LOSSES["squared_margin"]
+
+    # --- a new loss: the function and its entry, 7 lines (the decorator is the entry) ---
+    @register_loss("squared_margin", inputs=("policy_chosen_logps", "policy_rejected_logps",
+                   "reference_chosen_logps", "reference_rejected_logps"), config_fields={"beta": "beta"})  # fmt: skip
+    def squared_margin_loss(pc, pr, rc, rr, beta=0.1, target=2.0):
+        """A toy IPO-like loss: (beta h - target)^2, with `target` passed through loss_kwargs."""
+        h = (pc - rc) - (pr - rr)
+        chosen_rewards, rejected_rewards = beta * (pc - rc).detach(), beta * (pr - rr).detach()
+        return (beta * h - target) ** 2, chosen_rewards, rejected_rewards
+
+    # --- end of the new loss ---
+    config = DPOTrainConfig(**SMALL, loss_type="squared_margin", loss_kwargs={"target": 1.0})
+    _, history = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, config)
+    assert history[0]["loss"] == pytest.approx(1.0, abs=1e-5)  # h = 0 at the start: (0 - 1)^2
+    assert history[-1]["rewards/margins"] > history[0]["rewards/margins"]
+    with pytest.raises(ValueError, match="already registered"):
+        register_loss("squared_margin", inputs=("policy_chosen_logps", "policy_rejected_logps"))(len)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(loss_type="sigmoid_norm"),
+        dict(loss_type="rdpo", rdpo_alpha=0.05),
+        dict(ld_alpha=0.5),
+        dict(loss_type="ipo", ld_alpha=0.0),
+        dict(reference_free=True),
+    ],
+)
+def test_new_loss_options_train(sft, pairs, kwargs):
+    _, history = train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, **kwargs))
+    assert all(math.isfinite(h["loss"]) for h in history)
+    if not kwargs.get("reference_free"):  # reference-free rewards are beta * log pi: not 0 at the start
+        assert history[-1]["rewards/margins"] > history[0]["rewards/margins"]
+
+
+def test_reference_free_takes_reference_log_probs_as_zero(sft, pairs):
+    from dpo_course.data import PreferenceCollator, tokenize_dataset
+    from dpo_course.logprobs import concatenated_forward
+    from dpo_course.losses import dpo_loss
+    from dpo_course.train import dpo_forward
+
+    model, tok = sft
+    batch = PreferenceCollator(tok.pad_token_id)(
+        tokenize_dataset(tok, pairs.select(range(4)), max_length=128)
+    )
+    out = dpo_forward(model, batch, DPOTrainConfig(reference_free=True, beta=0.2))  # no reference given
+    pc, pr = concatenated_forward(model, batch)
+    zero = torch.zeros_like(pc)
+    losses, chosen_rewards, _ = dpo_loss(pc, pr, zero, zero, beta=0.2)
+    torch.testing.assert_close(out.loss, losses.mean())
+    torch.testing.assert_close(out.chosen_rewards, 0.2 * pc.detach())  # rewards: beta * log pi
+    assert out.loss.item() != pytest.approx(math.log(2), abs=1e-3)  # not DPO's log 2 start
+    with pytest.raises(ValueError, match="no reference to drop"):
+        DPOTrainConfig(loss_type="simpo", reference_free=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(learning_rate=float("inf")), "learning_rate"),
+        (dict(beta=float("nan")), "beta"),
+        (dict(beta=float("inf")), "beta"),
+        (dict(loss_type="simpo", simpo_gamma=float("nan")), "simpo_gamma"),
+        (dict(loss_type="rdpo", rdpo_alpha=float("inf")), "rdpo_alpha"),
+        (dict(max_grad_norm=float("nan")), "max_grad_norm"),
+        (dict(ld_alpha=1.5), "ld_alpha"),
+        (dict(simpo_gamma=0.5), r"simpo_gamma is read by loss_type \['simpo'\] only"),
+        (dict(loss_type="kto"), "train_kto"),
+    ],
+)
+def test_config_rejects_non_finite_and_unread_settings_by_name(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DPOTrainConfig(**kwargs)

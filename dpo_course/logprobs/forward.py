@@ -44,8 +44,46 @@ def _fused_head(model) -> tuple[torch.nn.Module, torch.Tensor] | None:
     return decoder, head.weight
 
 
+def completion_lengths(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Completion tokens of each chosen and rejected row of a ``[chosen; rejected]`` batch: (B,), (B,)."""
+    lengths = (batch["completion_mask"][:, 1:] != 0).sum(-1)  # (2B,) the scored tokens
+    B = lengths.shape[0] // 2
+    return lengths[:B], lengths[B:]
+
+
+def ld_weights(
+    completion_mask: torch.Tensor, ld_alpha: float, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """LD-DPO's token weights for a ``[chosen; rejected]`` mask (2B, T) -> (2B, T) float.
+
+    LD-DPO (Liu et al. 2024, "Length Desensitization in DPO", arXiv:2409.06411) splits each completion
+    into the part both answers of a pair share in length, the first ``min(|y_w|, |y_l|)`` tokens
+    (weight 1), and the longer answer's extra tokens (weight `ld_alpha`, in [0, 1]). This is TRL 1.16's
+    ``DPOConfig(ld_alpha=...)`` (``shared_logps + ld_alpha * tail_logps`` in ``trainer/dpo_trainer.py``,
+    applied to policy and reference log-probs alike). Taught in 05_variants.
+    """
+    if not 0.0 <= ld_alpha <= 1.0:  # also rejects NaN
+        raise ValueError(f"ld_alpha must lie in [0, 1], got {ld_alpha!r}")
+    scored = completion_mask[:, 1:] != 0  # (2B, T-1)
+    position = scored.cumsum(-1)  # (2B, T-1) 1, 2, ... along each completion
+    chosen_len, rejected_len = scored.sum(-1).chunk(2)  # (B,), (B,)
+    shared = torch.minimum(chosen_len, rejected_len).repeat(2)  # (2B,)
+    one, alpha = (torch.tensor(v, dtype=dtype, device=completion_mask.device) for v in (1.0, ld_alpha))
+    weights = torch.where(position <= shared[:, None], one, alpha)  # (2B, T-1)
+    return torch.nn.functional.pad(weights, (1, 0), value=1.0)  # (2B, T): position 0 is never scored
+
+
+def _accumulator(t: torch.Tensor) -> torch.dtype:
+    return torch.promote_types(t.dtype, torch.float32)  # what the log-prob sums accumulate in
+
+
 def concatenated_forward(
-    model, batch: dict[str, torch.Tensor], *, average: bool = False, fused: bool = False
+    model,
+    batch: dict[str, torch.Tensor],
+    *,
+    average: bool = False,
+    fused: bool = False,
+    ld_alpha: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Score chosen and rejected responses in one forward pass over the stacked batch.
 
@@ -54,6 +92,7 @@ def concatenated_forward(
     ``(chosen_logps, rejected_logps)``, each (B,), from `sequence_logps` (``average`` as there).
     ``fused=True`` runs only the decoder and scores with `fused_sequence_logps`, so the (2B, T, V)
     logits never exist; it falls back, with a warning, when the head is not a bias-free linear map.
+    ``ld_alpha`` (LD-DPO, `ld_weights`) weights each completion's tokens beyond its pair's shorter length.
 
     Taught in 02_dpo_loss_from_scratch (fused: 09_scaling_up).
     """
@@ -68,15 +107,18 @@ def concatenated_forward(
         raise ValueError(
             f"batch['input_ids'] must be (2B, T) with rows [chosen; rejected], got shape {_shape(input_ids)}"
         )
+    mask = batch["completion_mask"]
     head = _fused_head(model) if fused else None
     if head is not None:
         decoder, weight = head
         out = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         hidden = out.last_hidden_state  # (2B, T, H)
-        logps = fused_sequence_logps(hidden, weight, input_ids, batch["completion_mask"], average=average)
+        weights = None if ld_alpha is None else ld_weights(mask, ld_alpha, _accumulator(hidden))
+        logps = fused_sequence_logps(hidden, weight, input_ids, mask, average=average, token_weights=weights)
     else:
         out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         logits = out.logits  # (2B, T, V)
-        logps = sequence_logps(logits, input_ids, batch["completion_mask"], average=average)
+        weights = None if ld_alpha is None else ld_weights(mask, ld_alpha, _accumulator(logits))
+        logps = sequence_logps(logits, input_ids, mask, average=average, token_weights=weights)
     B = input_ids.shape[0] // 2
     return logps[:B], logps[B:]

@@ -240,8 +240,9 @@ def fused_sequence_logps(
     *,
     average: bool = False,
     chunk_size: int | None = None,
+    token_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`sequence_logps` of ``hidden_states @ lm_head_weight.T`` without a (B, T, V) tensor.
+    """`sequence_logps` of ``hidden_states @ lm_head_weight.T`` without a (B, T, V) tensor (`token_weights` as there).
 
     Shapes: hidden_states (B, T, H), lm_head_weight (V, H), input_ids and completion_mask (B, T)
     -> (B,). Only the N scored positions (``completion_mask[:, 1:] == 1``) are gathered, so prompt
@@ -280,6 +281,8 @@ def fused_sequence_logps(
     hidden = hidden_states[b_idx, t_idx].to(dtype)  # (N, H): position t-1 predicts token t
     targets = input_ids[b_idx, t_idx + 1].long()  # (N,)
     token_logps = fused_token_logps(hidden, lm_head_weight.to(dtype), targets, chunk_size)  # (N,)
+    if token_weights is not None:
+        token_logps = token_logps * token_weights[b_idx, t_idx + 1].to(token_logps.dtype)
     total = token_logps.new_zeros(B).index_add(0, b_idx, token_logps)  # (B,)
     return total / scored.sum(-1).clamp(min=1) if average else total
 

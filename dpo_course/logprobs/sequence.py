@@ -38,7 +38,12 @@ def _check_ids_and_mask(input_ids, completion_mask, B: int, T: int, V: int, sour
 
 
 def sequence_logps(
-    logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor, *, average: bool = False
+    logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    average: bool = False,
+    token_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Log-probability of each row's response under `logits`: (B, T, V), (B, T), (B, T) -> (B,).
 
@@ -48,7 +53,9 @@ def sequence_logps(
     ``average=True`` (SimPO, ORPO) the sum is divided by ``sum_t m_t`` (a row with no scored token
     gives 0). The log-softmax is taken at the target only (logit minus logsumexp), one row at a
     time, so bf16 logits are upcast a (T, V) slice at a time, never as a second (B, T, V) copy.
-    Returns float32 (float64 for float64 logits).
+    Returns float32 (float64 for float64 logits). `token_weights` (B, T), when given, multiplies
+    each scored token's log-prob (LD-DPO's down-weighting, `ld_weights`); the average still divides
+    by the number of scored tokens, as TRL 1.16 does.
 
     Taught in 02_dpo_loss_from_scratch.
     """
@@ -65,5 +72,7 @@ def sequence_logps(
     target_logits = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1).to(acc)  # (B, T-1)
     lse = torch.stack([torch.logsumexp(row.to(acc), dim=-1) for row in logits])[:, :-1]  # (B, T-1)
     token_logps = torch.where(scored, target_logits - lse, 0.0)  # (B, T-1); where, not *: no inf * 0
+    if token_weights is not None:
+        token_logps = token_logps * token_weights[:, 1:].to(acc)
     total = token_logps.sum(-1)  # (B,)
     return total / scored.sum(-1).clamp(min=1) if average else total

@@ -2,7 +2,7 @@
 
 Taught in 05_variants. KTO (Ethayarajh et al. 2024) needs no pairs: each row is one completion
 with a label, ``{"prompt", "completion", "label": True/False}`` (TRL's unpaired preference
-format). The loss is `dpo_course.losses.kto_loss`; its reference point ``z0`` is a batch estimate
+format). The loss is `dpo_course.losses.kto_loss` (``LOSSES["kto"]``), the loop the one `train_dpo` runs (train/loop.py); its reference point ``z0`` is a batch estimate
 of KL(pi || pi_ref) from *mismatched* rows: each prompt with the completion of the row before it
 in the batch (as TRL's collator cycles them), scored without gradients and clamped at 0.
 """
@@ -10,17 +10,15 @@ in the batch (as TRL's collator cycles them), scored without gradients and clamp
 from __future__ import annotations
 
 import copy
-import math
 import random
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
-from dpo_course._device import get_device, seed_everything
 from dpo_course.data.tokenize import PreferenceDataError, collate_completions, completion_ids, prompt_ids
 from dpo_course.logprobs.sequence import sequence_logps
-from dpo_course.losses import kto_loss
+from dpo_course.losses import LOSSES
+from dpo_course.train.loop import batch_plan, check_loop_fields, start, train_loop
 
 
 def unpair(dataset, *, seed: int = 0) -> list[dict]:
@@ -47,7 +45,9 @@ class KTOTrainConfig:
         default=1.0, metadata={"help": "lambda_U, the weight of undesirable rows."}
     )
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
-    epochs: int = field(default=2, metadata={"help": "Passes over the rows."})
+    epochs: float = field(
+        default=2.0, metadata={"help": "Passes over the rows (a float, as in DPOTrainConfig)."}
+    )
     batch_size: int = field(
         default=32, metadata={"help": "Rows per step (a DPO batch of 16 pairs holds 32 completions)."}
     )
@@ -61,20 +61,11 @@ class KTOTrainConfig:
     progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar."})
 
     def __post_init__(self) -> None:
-        if not self.beta > 0:
-            raise ValueError(f"beta must be > 0, got {self.beta}")
-        if self.desirable_weight < 0 or self.undesirable_weight < 0:
-            raise ValueError("desirable_weight and undesirable_weight must be >= 0")
-        for name in ("epochs", "batch_size", "max_length"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_loop_fields(self, ints=("batch_size", "max_length"))
         if self.batch_size < 2:
             raise ValueError(
                 "batch_size must be >= 2: the KL estimate pairs each row with another row's completion"
             )
-        if self.lr_scheduler not in ("linear", "constant"):
-            raise ValueError(f"lr_scheduler must be 'linear' or 'constant', got {self.lr_scheduler!r}")
 
 
 def _tokenize(tokenizer, rows, max_length: int) -> list[tuple[list[int], list[int], bool]]:
@@ -115,80 +106,53 @@ def train_kto(policy, tokenizer, dataset, config: KTOTrainConfig | None = None):
     ``logps/chosen``, ``logps/rejected``, ``step``, ``epoch``, ``learning_rate``.
     """
     config = config or KTOTrainConfig()
-    seed_everything(config.seed)
-    device = torch.device(config.device) if config.device else get_device()
-    policy.to(device)
+    device = start(policy, config)
     rows = _tokenize(tokenizer, list(dataset), config.max_length)
     if len(rows) < 2:
         raise ValueError("KTO needs at least two rows (the KL estimate pairs rows with each other)")
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
-    gen = torch.Generator().manual_seed(config.seed)
-    orders = [torch.randperm(len(rows), generator=gen).tolist() for _ in range(config.epochs)]
-    steps_per_epoch = math.ceil(len(rows) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    opt = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, weight_decay=0.0)
-    decay = (lambda s: max(0.0, 1 - s / total)) if config.lr_scheduler == "linear" else (lambda s: 1.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
-    history: list[dict[str, float]] = []
-    policy.train()
-    bar = tqdm(total=total, desc="KTO", disable=not config.progress, mininterval=1.0)
-    for epoch, order in enumerate(orders):
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
-            if (
-                len(idx) < 2
-            ):  # a lone last row has no partner for the KL estimate: fold it into the next epoch
-                continue
-            # (prompt_k, completion_{k-1}): TRL's cycling of completions within the batch
-            prompts = [rows[i][0] for i in idx]
-            completions = [rows[i][1] for i in idx] + [rows[idx[k - 1]][1] for k in range(len(idx))]
-            batch = collate_completions(prompts + prompts, completions, tokenizer.pad_token_id)
-            batch = {k: v.to(device) for k, v in batch.items()}  # rows [matched; mismatched]
-            B = len(idx)
-            desirable = torch.tensor([rows[i][2] for i in idx], device=device)  # (B,)
-            with torch.no_grad():
-                ref_logps = _logps(reference, batch, slice(0, B))
-                kl = (
-                    _logps(policy, batch, slice(B, 2 * B)) - _logps(reference, batch, slice(B, 2 * B))
-                ).mean()
-            logps = _logps(policy, batch, slice(0, B))  # (B,) with gradients
-            losses, rewards = kto_loss(
-                logps, ref_logps, desirable, kl, beta=config.beta,
-                desirable_weight=config.desirable_weight, undesirable_weight=config.undesirable_weight,
-            )  # fmt: skip
-            loss = losses.mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"step {len(history) + 1}: the KTO loss is {loss.item()}; lower the learning rate"
-                )
-            loss.backward()
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-            lr = sched.get_last_lr()[0]
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+    plan = batch_plan(
+        [len(p) + len(c) for p, c, _ in rows],
+        config.batch_size,
+        config.epochs,
+        seed=config.seed,
+        group_by_length=False,
+    )
+    plan = [
+        (epoch, idx) for epoch, idx in plan if len(idx) >= 2
+    ]  # a lone last row has no partner for the KL estimate
+    spec = LOSSES["kto"]
 
-            def mean_of(t: torch.Tensor, sel: torch.Tensor) -> float:
-                return t[sel].mean().item() if sel.any() else float("nan")
+    def micro_step(idx):
+        # (prompt_k, completion_{k-1}): TRL's cycling of completions within the batch
+        prompts = [rows[i][0] for i in idx]
+        completions = [rows[i][1] for i in idx] + [rows[idx[k - 1]][1] for k in range(len(idx))]
+        batch = collate_completions(prompts + prompts, completions, tokenizer.pad_token_id)
+        batch = {k: v.to(device) for k, v in batch.items()}  # rows [matched; mismatched]
+        B = len(idx)
+        desirable = torch.tensor([rows[i][2] for i in idx], device=device)  # (B,)
+        with torch.no_grad():
+            ref_logps = _logps(reference, batch, slice(0, 2 * B))  # (2B,)
+            kl = (_logps(policy, batch, slice(B, 2 * B)) - ref_logps[B:]).mean()
+        logps = _logps(policy, batch, slice(0, B))  # (B,) with gradients
+        tensors = {"policy_logps": logps, "reference_logps": ref_logps[:B], "desirable": desirable, "kl": kl}
+        losses, rewards, _ = spec.compute(tensors, config)
+        stats = _kto_stats(rewards, logps.detach(), desirable)
+        return losses.mean(), {}, {"kl": kl.clamp(min=0).item(), **stats}
 
-            chosen_r, rejected_r = mean_of(rewards, desirable), mean_of(rewards, ~desirable)
-            history.append(
-                {
-                    "loss": loss.item(),
-                    "kl": kl.clamp(min=0).item(),
-                    "rewards/chosen": chosen_r,
-                    "rewards/rejected": rejected_r,
-                    "rewards/margins": chosen_r - rejected_r,
-                    "logps/chosen": mean_of(logps.detach(), desirable),
-                    "logps/rejected": mean_of(logps.detach(), ~desirable),
-                    "step": len(history) + 1,
-                    "epoch": epoch + (start + len(idx)) / len(order),
-                    "learning_rate": lr,
-                }
-            )
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", kl=f"{history[-1]['kl']:.2f}", refresh=False)
-    bar.close()
-    policy.eval()
+    history = train_loop(policy, plan, micro_step, config, desc="KTO")
     return policy, history
+
+
+def _kto_stats(rewards: torch.Tensor, logps: torch.Tensor, desirable: torch.Tensor) -> dict[str, float]:
+    def mean_of(t: torch.Tensor, sel: torch.Tensor) -> float:
+        return t[sel].mean().item() if sel.any() else float("nan")
+
+    chosen_r, rejected_r = mean_of(rewards, desirable), mean_of(rewards, ~desirable)
+    return {
+        "rewards/chosen": chosen_r,
+        "rewards/rejected": rejected_r,
+        "rewards/margins": chosen_r - rejected_r,
+        "logps/chosen": mean_of(logps, desirable),
+        "logps/rejected": mean_of(logps, ~desirable),
+    }

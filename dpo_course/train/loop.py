@@ -1,4 +1,4 @@
-"""The training loop's parts that DPO and KTO share: which rows go in which batch, in what order.
+"""The one training loop DPO and KTO share: batches (seeded, length-grouped), AdamW, schedule, checks, history.
 
 Taught in 03_training_with_trl (`train_dpo`) and 05_variants (`train_kto`).
 """
@@ -6,9 +6,12 @@ Taught in 03_training_with_trl (`train_dpo`) and 05_variants (`train_kto`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
+from tqdm.auto import tqdm
+
+from dpo_course._device import get_device, seed_everything
 
 GROUP_BATCHES = 8
 """With length grouping, rows are sorted by length within groups of this many batches (HF's
@@ -48,3 +51,101 @@ def batch_plan(
             seen += len(batch)
             plan.append((epoch + seen / n, batch))
     return plan[: math.ceil(epochs * per_epoch)]
+
+
+def check_loop_fields(config, *, ints: tuple[str, ...]) -> None:
+    """Validate what every trainer config shares, raising a ValueError that names the field.
+
+    Non-finite numbers are rejected like negative ones: an infinite learning rate or a NaN beta
+    would train for minutes and then stop on a NaN loss, far from the cause.
+    """
+    positive = ["learning_rate"] + (["beta"] if hasattr(config, "beta") else [])
+    for name in positive:
+        value = getattr(config, name)
+        if not 0 < value < math.inf:  # also rejects NaN
+            raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    for name in ("max_grad_norm", "weight_decay", "desirable_weight", "undesirable_weight"):
+        value = getattr(config, name, 0.0)
+        if not 0 <= value < math.inf:
+            raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    epochs = config.epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int | float) or not 0 < epochs < math.inf:
+        raise ValueError(f"epochs must be a finite number > 0, got {epochs!r}")
+    for name in ints:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if config.lr_scheduler not in ("linear", "constant"):
+        raise ValueError(f"lr_scheduler must be 'linear' or 'constant', got {config.lr_scheduler!r}")
+
+
+def start(policy, config) -> torch.device:
+    """Seed everything with ``config.seed`` and move `policy` to ``config.device`` (or `get_device`)."""
+    seed_everything(config.seed)
+    device = torch.device(config.device) if config.device else get_device()
+    policy.to(device)
+    return device
+
+
+def check_finite(step: int, values: Mapping[str, torch.Tensor]) -> None:
+    """Stop training with the step and the statistic's name if any value is NaN or infinite."""
+    for name, value in values.items():
+        bad = value.detach().flatten()[~torch.isfinite(value.detach().flatten())]
+        if bad.numel():
+            raise FloatingPointError(
+                f"step {step}: {name} is {bad[0].item()}; training stopped. Lower the learning rate, "
+                "check the data for empty completions, or raise beta."
+            )
+
+
+MicroStep = Callable[[list[int]], tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, float]]]
+
+
+def train_loop(
+    policy, plan: list[tuple[float, list[int]]], micro_step: MicroStep, config, *, desc: str
+) -> list[dict]:
+    """The loop `train_dpo` and `train_kto` share: AdamW, the scheduler, accumulation, clipping, history.
+
+    ``micro_step(rows)`` scores one micro-batch and returns ``(loss, tensors to check, stats)``; the loop
+    checks the loss and the tensors are finite, backpropagates ``loss / accumulation``, and every
+    ``gradient_accumulation_steps`` micro-batches (and at the end) clips, steps AdamW and the
+    learning-rate schedule (linear decay to 0, as TRL, or constant), and appends to the history the
+    micro-batches' mean stats plus ``step``, ``epoch`` and ``learning_rate`` (the rate used).
+    Returns the history; the policy is left in eval mode.
+    """
+    accumulation = getattr(config, "gradient_accumulation_steps", 1)
+    total = math.ceil(len(plan) / accumulation)
+    opt = torch.optim.AdamW(
+        policy.parameters(), lr=config.learning_rate, weight_decay=getattr(config, "weight_decay", 0.0)
+    )
+    decay = (lambda s: max(0.0, 1 - s / total)) if config.lr_scheduler == "linear" else (lambda s: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, decay)
+    history: list[dict[str, float]] = []
+    window: list[dict[str, float]] = []
+    policy.train()
+    bar = tqdm(total=total, desc=desc, disable=not config.progress, mininterval=1.0)
+    for i, (epoch, rows) in enumerate(plan):
+        loss, tensors, stats = micro_step(rows)
+        check_finite(len(history) + 1, {"loss": loss, **tensors})
+        (loss / accumulation).backward()
+        window.append({"loss": loss.item(), **stats})
+        if (i + 1) % accumulation and i + 1 < len(plan):
+            continue
+        if config.max_grad_norm:
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            check_finite(len(history) + 1, {"grad_norm": grad_norm})
+        lr = sched.get_last_lr()[0]
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        record = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
+        record.update(step=len(history) + 1, epoch=epoch, learning_rate=lr)
+        history.append(record)
+        window = []
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{record['loss']:.3f}", margin=f"{record.get('rewards/margins', 0.0):.2f}", refresh=False
+        )
+    bar.close()
+    policy.eval()
+    return history
