@@ -64,6 +64,7 @@ def test_a_check_cell_displays_one_line(capsys):
         lambda x: object(),
         lambda x: [2 * x, None],
         lambda x: 2 * x.numpy(),  # a numpy array: right values, another type, accepted
+        lambda x: exit(),  # even exit() in the learner's code
     ],
 )
 def test_check_never_raises(answer, capsys):
@@ -92,6 +93,7 @@ def test_multiple_choice_does_not_reveal_the_answer():
     message = CHOICE.evaluate("D").message
     assert "B" not in message.replace("got", "")
     assert "NOT A" in CHOICE.evaluate("A").message
+    assert "expected a str, got an ndarray" in CHOICE.evaluate(np.array(["B"])).message
 
 
 def test_not_implemented_after_a_passed_case_is_wrong():

@@ -50,7 +50,7 @@ def _family(value) -> str:
     if isinstance(value, (dict, str)) or value is None:
         return type(value).__name__
     if isinstance(value, np.ndarray) and value.dtype.kind in "USO":
-        return "str"
+        return "array of text"
     return "number"
 
 

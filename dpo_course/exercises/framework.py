@@ -297,7 +297,7 @@ class Exercise:
         except _TimeUp:
             return Result(WRONG, f"your function ran longer than {self.time_limit:g} s on {label} and was stopped. "
                           "A Python loop over tokens or rows? Use tensor operations.")  # fmt: skip
-        except Exception as exc:  # the learner's code: report, never crash the notebook
+        except (Exception, SystemExit) as exc:  # the learner's code (even exit()): report, never crash
             note = (
                 " It changed a tensor in place: compute a new one instead." if "in-place" in str(exc) else ""
             )
