@@ -178,6 +178,15 @@ def test_judge_agreement_by_hand():
         judge_agreement(prompts, concise, concise, longer_wins)
 
 
+def test_judge_agreement_asks_an_llm_judge_once_per_order():
+    prompts, concise, verbose = verbosity_pairs(TOY_PROMPTS)
+    fake = scripted(["A", "B"] * 4)  # order (a, b): A, B, A, B; order (b, a): A, B, A, B
+    judge = LLMJudge(None, None, generate_fn=fake, batch_size=2)
+    result = judge_agreement(prompts, concise, verbose, judge)
+    assert len(fake.seen) == 8 and judge.calls == 8  # 4 comparisons x 2 orders, nothing asked twice
+    assert (result.agreement, result.undecided, result.consistency) == (0.0, 1.0, 0.0)
+
+
 def test_judge_bias_made_to_happen_with_scripted_judges():
     prompts, concise, verbose = verbosity_pairs(TOY_PROMPTS, seed=1)
     verbosity = judge_bias(prompts, verbose, concise, longer_wins, name="verbosity")

@@ -18,12 +18,11 @@ Zheng et al. (2023, "Judging LLM-as-a-Judge with MT-Bench and Chatbot Arena", ar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dpo_course.data.pairs import Judge
 from dpo_course.evaluate.winrate import _FLIP, _check_inputs, _judge_both_orders, wilson_interval, win_rate
-
-Judge = Callable[[str, str, str], str]
 
 
 def _truth(truth: Judge | None) -> Judge:
