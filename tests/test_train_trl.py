@@ -50,6 +50,9 @@ def test_yaml_then_overrides(tmp_path):
         ({"loss_type": "simpo"}, "loss_type"),  # SimPO is CPOTrainer's, not DPOTrainer's
         ({"loss_type": "sigmoid,nope"}, "loss_type"),
         ({"beta": 0}, "beta"),
+        ({"beta": float("nan")}, "beta"),  # non-finite values are refused by name like negative ones
+        ({"learning_rate": float("inf")}, "learning_rate"),
+        ({"epochs": float("inf")}, "epochs"),
         ({"batch_size": 0}, "batch_size"),
         ({"dpo_args": {"max_prompt_length": 256}}, "max_prompt_length"),  # gone in TRL 1.16
         ({"dpo_args": {"evaluation_strategy": "steps"}}, "eval_strategy"),  # renamed

@@ -5,7 +5,8 @@
 - step.py: `dpo_forward`, `dpo_step`: the one DPO step the trainer, the benchmarks and 04/09 run;
 - dpo.py: `train_dpo`, a from-scratch trainer that logs what TRL logs (03);
 - kto.py: `KTOTrainConfig`, `train_kto`, `unpair` (05);
-- trl_command.py: `dpo-course train`, TRL's `DPOTrainer` from a YAML file or flags (03).
+- trl_config.py: `TrainTRLConfig` and the TRL `DPOConfig` built from it (03);
+- trl_command.py: `dpo-course train`, TRL's `DPOTrainer` from a YAML file or flags (03, 09).
 """
 
 from dpo_course.train.config import DPOTrainConfig, config_dict
@@ -13,7 +14,7 @@ from dpo_course.train.dpo import reference_logps, train_dpo
 from dpo_course.train.kto import KTOTrainConfig, train_kto, unpair
 from dpo_course.train.loop import batch_plan
 from dpo_course.train.step import StepOutput, dpo_forward, dpo_step
-from dpo_course.train.trl_command import (
+from dpo_course.train.trl_config import (
     TRL_LOSS_TYPES,
     TrainTRLConfig,
     build_dpo_config,
