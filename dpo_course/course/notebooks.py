@@ -7,7 +7,7 @@ Colab setup cell installs the course that way) the package lives in site-package
 The places tried, in order:
 
 1. the folder given on the command line (if one is given, only that);
-2. ``$DPO_COURSE_NOTEBOOKS``;
+2. ``$DPO_COURSE_NOTEBOOKS`` (for every command: set, it is also what ``dpo-course course`` runs);
 3. ``./notebooks`` (or ``./solutions``) in the current directory;
 4. the current directory itself, if it holds ``NN_name.ipynb`` notebooks;
 5. the checkout the package was installed from in editable mode (``pip install -e .``).

@@ -6,7 +6,7 @@ verdict to a log (`dpo_course.exercises.framework`). The exercises a notebook ch
 code (``exNN.qK.check(``); one whose check never ran (a cell above it failed) shows as "not run".
 Learners' errors do not stop the run: cells keep executing, as "Run All" with errors allowed would::
 
-    dpo-course progress                       # every notebook in ./notebooks
+    dpo-course progress                       # every notebook `find_notebooks` finds (./notebooks, ...)
     dpo-course progress ~/my-copy --notebooks 01 02 --timeout 300
 """
 
