@@ -63,8 +63,13 @@ def _step_outcome(returned, args, kwargs):
     with torch.no_grad():
         logits = policy(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         after = _sequence_logps(logits, _STEP_IDS, _STEP_COMP)  # (2B,)
-    loss = returned.detach() if isinstance(returned, torch.Tensor) else returned
-    return (torch.as_tensor(loss, dtype=torch.float64), after[:2], after[2:])
+    try:  # a float is fine too; anything else is compared as it is (and named: "expected a tensor, got ...")
+        loss = torch.as_tensor(
+            returned.detach() if isinstance(returned, torch.Tensor) else returned, dtype=torch.float64
+        )
+    except (TypeError, ValueError, RuntimeError):
+        loss = returned
+    return (loss, after[:2], after[2:])
 
 
 def _step(policy, reference, batch, optimizer, beta, *, combine="mean", average=False, zero=True, step=True,

@@ -310,7 +310,8 @@ q4 = Exercise(
     cases=[
         Case(
             make=lambda: _step_inputs(0.5, 1.0),
-            label="a tiny fixed model, 2 pairs, beta = 0.5, SGD lr = 1.0",
+            label="a tiny fixed model, 2 pairs, beta = 0.5, SGD lr = 1.0 (compared: your returned loss, then the "
+            "policy's log pi(chosen) and log pi(rejected) after your step)",
             # frozen (loss, chosen log-probs after, rejected log-probs after); the step lifts chosen, sinks rejected
             expected=_frozen(1.0535679, [-5.9654627, -2.7104428], [-42.134956, -8.1092558]),
         ),
