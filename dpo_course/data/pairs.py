@@ -46,6 +46,7 @@ def pick_pair(
       remaining completions, so a rejected could tie the chosen; here a tie never becomes a pair.
 
     ``pick_pair([2, 5, 1, 5])`` is ``(1, 2)``; ``pick_pair([3, 3])`` is None. Scores must be finite.
+    Taught in 06_building_preference_data.
     """
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")

@@ -50,7 +50,7 @@ def parse_verdict(text: str) -> str | None:
     only echoes the question ("A or B"); then "tie", "equal", "neither". A lower-case "a" is
     never a verdict (it is the article), nor is an opening "A" followed by a lower-case word
     that is not a verb of judgement ("A better answer is B" reads as B).
-    Taught in 07_evaluation.
+    Taught in 07_evaluation (inside `LLMJudge`).
     """
     if not isinstance(text, str):
         return None

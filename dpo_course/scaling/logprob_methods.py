@@ -34,7 +34,7 @@ class _Floor(torch.autograd.Function):
 def floor_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Not log-probs: the time of the LM head's three matmuls, a lower bound for every method.
 
-    Taught in 09_scaling_up.
+    Taught in 09_scaling_up (one of `LOGPROB_METHODS`).
     """
     return _Floor.apply(hidden, weight)
 
@@ -42,7 +42,7 @@ def floor_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tenso
 def naive_fp32_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Full (N, V) logits upcast to fp32, ``log_softmax``, ``gather``: what most from-scratch code does.
 
-    Taught in 09_scaling_up.
+    Taught in 09_scaling_up (one of `LOGPROB_METHODS`).
     """
     logits = (hidden @ weight.t()).float()  # (N, V) fp32
     return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -51,7 +51,7 @@ def naive_fp32_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.
 def naive_lowp_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The same in the inputs' dtype (bf16 logits and log-softmax: half the bytes, less precision).
 
-    Taught in 09_scaling_up.
+    Taught in 09_scaling_up (one of `LOGPROB_METHODS`).
     """
     logits = hidden @ weight.t()  # (N, V)
     return logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1).float()
@@ -60,7 +60,7 @@ def naive_lowp_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.
 def trl_selective_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """TRL's `selective_log_softmax` on full logits (a Triton kernel on CUDA, a row loop elsewhere).
 
-    Taught in 09_scaling_up.
+    Taught in 09_scaling_up (one of `LOGPROB_METHODS`).
     """
     from trl.trainer.utils import selective_log_softmax
 
@@ -70,7 +70,7 @@ def trl_selective_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: tor
 def trl_chunked_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """TRL's fused `ChunkedLogProbFunction`, as `DPOTrainer` calls it (32768-wide vocabulary tiles).
 
-    Taught in 09_scaling_up.
+    Taught in 09_scaling_up (one of `LOGPROB_METHODS`).
     """
     from trl.kernels.chunked_logprob import ChunkedLogProbFunction
     from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
@@ -84,7 +84,7 @@ def trl_chunked_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch
 def fused_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The kernel behind `dpo_course.logprobs.fused_sequence_logps`, on the N scored tokens.
 
-    Taught in 09_scaling_up.
+    Taught in 09_scaling_up (one of `LOGPROB_METHODS`).
     """
     return fused_token_logps(hidden, weight, targets)
 

@@ -134,7 +134,7 @@ def peak_rss(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
     ``/proc/self/clear_refs``; elsewhere a thread samples the RSS every millisecond (it can miss
     a short spike). Includes allocator slack; small buffers may reuse memory the process holds.
 
-    Taught in 09_scaling_up.
+    Taught in 08_dpo_vs_online_rl.
     """
     _trim_heap()
     before = _proc_status("VmRSS")
@@ -167,7 +167,7 @@ def peak_rss(fn: Callable[..., Any], *args, **kwargs) -> tuple[Any, int]:
 class SavedTensorMeter:
     """Counts the bytes autograd saves for backward while active (each storage once).
 
-    Taught in 09_scaling_up.
+    Taught in 09_scaling_up (what `saved_tensor_bytes` yields).
     """
 
     def __init__(self, exclude: Iterable[torch.Tensor] = ()) -> None:
@@ -258,7 +258,7 @@ def time_and_memory(
 def cpu_name() -> str:
     """A short name of this machine's CPU (for benchmark tables).
 
-    Taught in 09_scaling_up.
+    Taught in 09_scaling_up (through `device_name`).
     """
     try:
         with open("/proc/cpuinfo") as f:

@@ -124,7 +124,8 @@ def on_policy_pairs(
 ):
     """Sample `num_samples` completions per prompt and pair them by reward with `data.pick_pair`.
 
-    Taught in 06_building_preference_data. ``pairing="best_worst"`` pairs the best sample against
+    Taught in 08_dpo_vs_online_rl (06_building_preference_data builds the same pairs by hand with
+    `pick_pair`). ``pairing="best_worst"`` pairs the best sample against
     the worst, ``"best_random"`` against a random lower-rewarded one (seeded by `seed`); equal
     rewards follow `pick_pair`'s tie rule (the first of equals, in sampling order). Empty samples
     (the model ended its turn at once) are skipped before pairing: an empty completion is no
