@@ -148,8 +148,10 @@ def _scripted_generate(row=-1, planted=()):
 
 
 def test_on_policy_pairs_skips_empty_samples_at_the_source(monkeypatch):
-    # Row 241 of the train prompts once sampled an empty completion (the model ended its turn at
-    # once): it scores -1 like a wrong answer, and as an equal worst it could be the rejected.
+    # Issue 14 saw row 241 of the train prompts sample an empty completion (num_samples=4, seed 0; the
+    # model ended its turn at once). Sampling differs across torch builds (this venv's CPU torch samples
+    # none there), so the empty sample is planted: it scores -1 like a wrong answer, and as the first of
+    # the equal worsts it would be the rejected if it were not skipped at the source.
     prompts = train_prompts("train")[:242]
     monkeypatch.setattr(
         "dpo_course._generation.generate", _scripted_generate(241, ("", "concise", "", "wrong"))
