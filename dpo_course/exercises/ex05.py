@@ -1,4 +1,4 @@
-"""Exercises of 05_variants: the IPO loss and the SimPO loss, as pure functions of per-sequence log-probs.
+"""Exercises of 05_variants: the IPO and SimPO losses (5.1, 5.2), KTO's z0 (5.3), ORPO's log odds ratio (5.4).
 
 Vocabulary as in `dpo_course.losses`: IPO takes policy and reference log-probs (averaged over tokens,
 as TRL feeds it), SimPO the policy's averaged log-probs only; both return per-example losses (B,).
@@ -179,6 +179,226 @@ def simpo_loss(policy_chosen_avg_logps, policy_rejected_avg_logps, beta, gamma):
             _simpo_no_log,
             "You returned -sigmoid(...). The loss is the negative LOG-sigmoid (the Bradley-Terry likelihood); "
             "use F.logsigmoid, which is also numerically stable.",
+        ),
+    ],
+)
+
+# ------------------------------------------------------------------ q4: ORPO's log odds ratio
+
+
+def _log1mexp(x):
+    """log(1 - exp(x)) for x < 0, as TRL 1.16's `orpo_trainer.log1mexp`: branch at -log 2."""
+    return torch.where(x < -0.6931471805599453, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
+
+
+def _orpo_log_odds_ratio(chosen_avg_logps, rejected_avg_logps):
+    # log odds(y) = log P - log(1 - P) with log P the averaged log-prob: ORPO's Eq. 4, in logs
+    return (chosen_avg_logps - _log1mexp(chosen_avg_logps)) - (
+        rejected_avg_logps - _log1mexp(rejected_avg_logps)
+    )  # (B,)
+
+
+def _orpo_naive(a, b):
+    return (a - torch.log(1 - torch.exp(a))) - (b - torch.log(1 - torch.exp(b)))
+
+
+def _orpo_log_ratio_only(a, b):
+    return a - b
+
+
+def _orpo_plus(a, b):
+    return (a + _log1mexp(a)) - (b + _log1mexp(b))
+
+
+def _orpo_the_loss(a, b):
+    return -F.logsigmoid(_orpo_log_odds_ratio(a, b))
+
+
+_G3 = torch.Generator().manual_seed(7)
+_OW, _OL = (-(torch.rand(4, generator=_G3) * 2.5 + 0.05) for _ in range(2))  # float32, as a model gives them
+
+q4 = Exercise(
+    name="Exercise 5.4 (ORPO's log odds ratio)",
+    prompt=(
+        "Write orpo_log_odds_ratio(chosen_avg_logps, rejected_avg_logps) -> tensor (B,): "
+        "log(odds(y_w) / odds(y_l)) with odds(y) = P / (1 - P) and P = exp(averaged log-prob). Compute "
+        "log(1 - P) from the log-prob without cancellation (log1mexp): the answers arrive in float32."
+    ),
+    reference=_orpo_log_odds_ratio,
+    cases=[
+        Case((_OW, _OL), label="four pairs of averaged log-probs (float32)"),
+        Case(
+            (torch.tensor([-1e-8, -0.3]), torch.tensor([-2.0, -1e-6])),
+            label="an answer the model is sure of: averaged log-prob -1e-8 (float32: exp(-1e-8) == 1.0)",
+        ),
+        Case(
+            (torch.tensor([-0.69, -0.70]), torch.tensor([-30.0, -0.69])),
+            label="either side of log1mexp's branch at -log 2, and an unlikely answer (-30)",
+        ),
+    ],
+    hints=[
+        "Work in logs: log odds(y) = log P - log(1 - P), and log P is the averaged log-prob you are given. "
+        "The ratio of two odds is a difference of two log-odds.",
+        "log(1 - exp(x)) by the book loses everything near x = 0: in float32 exp(-1e-8) is exactly 1.0, so "
+        "1 - exp(x) is 0 and the log is -inf. Use log(-expm1(x)) there (expm1 keeps the small difference), "
+        "and log1p(-exp(x)) for x below -log 2.",
+        "log1mexp = lambda x: torch.where(x < -0.6931, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x))); "
+        "return (w - log1mexp(w)) - (l - log1mexp(l)).",
+    ],
+    solution_code="""
+import torch
+
+def log1mexp(x):  # log(1 - exp(x)) for x < 0, accurate on both sides of -log 2 (TRL's orpo_trainer.log1mexp)
+    return torch.where(x < -0.6931471805599453, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
+
+def orpo_log_odds_ratio(chosen_avg_logps, rejected_avg_logps):
+    return (chosen_avg_logps - log1mexp(chosen_avg_logps)) - (rejected_avg_logps - log1mexp(rejected_avg_logps))
+""",
+    answer_name="orpo_log_odds_ratio",
+    mistakes=[
+        Mistake(
+            "log(1 - exp(x))",
+            _orpo_naive,
+            "Right formula, but log(1 - exp(x)) (or log1p(-exp(x))) cancels near x = 0: in float32 exp(-1e-8) "
+            "rounds to 1.0 and the log odds come out infinite. Use log(-expm1(x)) for x >= -log 2 (log1mexp).",
+        ),
+        Mistake(
+            "log-ratio only",
+            _orpo_log_ratio_only,
+            "You returned log P_w - log P_l, the log-probability ratio. ORPO's is the ODDS ratio: subtract "
+            "log(1 - P_w) - log(1 - P_l) as well.",
+        ),
+        Mistake(
+            "+ log(1 - P)",
+            _orpo_plus,
+            "log odds = log P - log(1 - P): the log1mexp term is subtracted, not added.",
+        ),
+        Mistake(
+            "the loss, not the ratio",
+            _orpo_the_loss,
+            "You returned -log sigmoid(log odds ratio), ORPO's loss term. Return the log odds ratio itself; the "
+            "trainer applies -lambda * logsigmoid to it.",
+        ),
+    ],
+)
+
+# ------------------------------------------------------------------ q3: KTO's reference point z0
+
+
+def _kto_z0(policy_logps, reference_logps):
+    """[i, j] = log pi(y_j | x_i), summed over y_j's tokens: prompt i with completion i-1, as TRL cycles them."""
+    b = policy_logps.shape[0]
+    rows, cols = torch.arange(b), (torch.arange(b) - 1) % b  # (x_1, y_B), (x_2, y_1), ..., (x_B, y_{B-1})
+    return (policy_logps[rows, cols] - reference_logps[rows, cols]).mean().clamp(min=0)
+
+
+def _kto_z0_diagonal(p, r):
+    return torch.diagonal(p - r).mean().clamp(min=0)
+
+
+def _kto_z0_no_clamp(p, r):
+    b = p.shape[0]
+    rows, cols = torch.arange(b), (torch.arange(b) - 1) % b
+    return (p[rows, cols] - r[rows, cols]).mean()
+
+
+def _kto_z0_next(p, r):
+    b = p.shape[0]
+    rows, cols = torch.arange(b), (torch.arange(b) + 1) % b
+    return (p[rows, cols] - r[rows, cols]).mean().clamp(min=0)
+
+
+def _kto_z0_all_mismatched(p, r):
+    b = p.shape[0]
+    off = ~torch.eye(b, dtype=torch.bool)
+    return (p - r)[off].mean().clamp(min=0)
+
+
+def _kto_z0_clamp_each(p, r):
+    b = p.shape[0]
+    rows, cols = torch.arange(b), (torch.arange(b) - 1) % b
+    return (p[rows, cols] - r[rows, cols]).clamp(min=0).mean()
+
+
+def _kto_z0_sum(p, r):
+    b = p.shape[0]
+    rows, cols = torch.arange(b), (torch.arange(b) - 1) % b
+    return (p[rows, cols] - r[rows, cols]).sum().clamp(min=0)
+
+
+def _logp_matrices(seed: int, b: int, drift: float):
+    g = torch.Generator().manual_seed(seed)
+    reference = -(torch.rand(b, b, generator=g, dtype=torch.float64) * 20 + 5)  # (B, B) summed log-probs
+    policy = reference + drift + torch.randn(b, b, generator=g, dtype=torch.float64)
+    return policy, reference
+
+
+q3 = Exercise(
+    name="Exercise 5.3 (KTO's reference point z0)",
+    prompt=(
+        "Write kto_z0(policy_logps, reference_logps) -> 0-dim tensor. Both are (B, B): entry [i, j] is the "
+        "summed log-prob of completion j after prompt i. Pair each prompt with the completion of the row "
+        "BEFORE it, cyclically (prompt 0 with completion B-1), as TRL 1.16's KTOTrainer does; z0 is the batch "
+        "mean of those log-ratios log pi - log pi_ref, clamped at 0."
+    ),
+    reference=_kto_z0,
+    cases=[
+        Case(_logp_matrices(11, 4, 0.8), label="4 rows, the policy a little above the reference"),
+        Case(_logp_matrices(12, 5, -0.8), label="5 rows, the policy BELOW the reference on mismatched text"),
+        Case(_logp_matrices(13, 3, 2.0), label="3 rows"),
+    ],
+    hints=[
+        "Which entries? Not the diagonal: [i, i] is a row's own completion, whose log-ratio is the reward being "
+        "trained. z0 uses completions that do not belong to the prompt: [i, i-1], with row 0 taking column B-1.",
+        "cols = (torch.arange(B) - 1) % B picks them; average the log-ratios over the batch, then clamp the mean "
+        "at 0 (a KL cannot be negative, but this estimate can).",
+        "rows, cols = torch.arange(B), (torch.arange(B) - 1) % B; "
+        "return (policy_logps[rows, cols] - reference_logps[rows, cols]).mean().clamp(min=0)",
+    ],
+    solution_code="""
+import torch
+
+def kto_z0(policy_logps, reference_logps):
+    B = policy_logps.shape[0]
+    rows, cols = torch.arange(B), (torch.arange(B) - 1) % B   # (x_0, y_{B-1}), (x_1, y_0), ...
+    return (policy_logps[rows, cols] - reference_logps[rows, cols]).mean().clamp(min=0)
+""",
+    answer_name="kto_z0",
+    mistakes=[
+        Mistake(
+            "the diagonal",
+            _kto_z0_diagonal,
+            "You used the diagonal [i, i]: each prompt with its OWN completion, which is the implied reward being "
+            "trained. z0 is measured on mismatched pairs (prompt i, completion i-1), so that it tracks how far the "
+            "policy drifts on text in general, not on the labelled answers.",
+        ),
+        Mistake(
+            "no clamp",
+            _kto_z0_no_clamp,
+            "On mismatched text the policy can lose probability, and the mean log-ratio goes negative. TRL clamps "
+            "the batch mean at 0: .clamp(min=0).",
+        ),
+        Mistake(
+            "the next row",
+            _kto_z0_next,
+            "You paired prompt i with completion i+1. TRL 1.16 cycles the other way: prompt i with completion i-1 "
+            "(prompt 0 with the last completion): (torch.arange(B) - 1) % B.",
+        ),
+        Mistake(
+            "every mismatched pair",
+            _kto_z0_all_mismatched,
+            "You averaged every off-diagonal entry. TRL scores ONE mismatched completion per prompt (the row "
+            "before): [i, (i - 1) % B].",
+        ),
+        Mistake(
+            "clamped each term",
+            _kto_z0_clamp_each,
+            "You clamped each log-ratio before averaging, which biases z0 upwards. Clamp the batch MEAN once.",
+        ),
+        Mistake(
+            "sum, not mean",
+            _kto_z0_sum,
+            "You summed over the batch: z0 would grow with the batch size. Take the mean.",
         ),
     ],
 )

@@ -6,8 +6,12 @@ from dpo_course.exercises.framework import Case, Exercise, Mistake
 
 
 def _pick_best_worst(wins):
-    best = max(range(len(wins)), key=lambda i: wins[i])  # max/min keep the first of equals
-    worst = min(range(len(wins)), key=lambda i: wins[i])
+    best = worst = 0
+    for i, w in enumerate(wins):
+        if w > wins[best]:  # strictly more: the first of equals stays
+            best = i
+        if w < wins[worst]:  # a running MINIMUM of its own, not a comparison with the best
+            worst = i
     return best, worst
 
 
@@ -24,8 +28,35 @@ def _lesson_running_best(wins):
 
 
 def _last_of_equals(wins):
-    best = max(range(len(wins)), key=lambda i: (wins[i], i))
-    worst = min(range(len(wins)), key=lambda i: (wins[i], -i))
+    best = worst = 0
+    for i, w in enumerate(wins):
+        if w >= wins[best]:
+            best = i
+        if w <= wins[worst]:
+            worst = i
+    return best, worst
+
+
+def _zero_initialised_minimum(wins):
+    """Running best and worst kept as counts that start at 0: the worst never moves (points are >= 0)."""
+    best = worst = 0
+    best_wins = worst_wins = 0
+    for i, w in enumerate(wins):
+        if w > best_wins:
+            best_wins, best = w, i
+        if w < worst_wins:
+            worst_wins, worst = w, i
+    return best, worst
+
+
+def _elif_worst(wins):
+    """The worst only updated when the response is not a new best: misses a worst that comes first."""
+    best = worst = None
+    for i, w in enumerate(wins):
+        if best is None or w > wins[best]:
+            best = i
+        elif worst is None or w < wins[worst]:
+            worst = i
     return best, worst
 
 
@@ -34,28 +65,36 @@ def _values_not_indices(wins):
 
 
 q1 = Exercise(
-    name="Exercise 6.1 (best against worst)",
+    name="Exercise 6.1 (best against worst, in one pass)",
     prompt=(
-        "Write pick_best_worst(wins) -> (best, worst): the INDICES of the response with the most and the "
-        "fewest round-robin points; on equal points keep the first one. (The caller skips all-tied groups.)"
+        "Finish pick_best_worst(wins) -> (best, worst): ONE loop over the round-robin points that keeps a running "
+        "best and a running worst, and returns their INDICES; on equal points keep the first one. (The caller "
+        "skips all-tied groups.) This is the loop the popular snippet gets wrong."
     ),
     reference=_pick_best_worst,
     cases=[
         Case(([0.0, 6.0, 2.0, 4.0],), label="the worst comes first, then the best, then two in between"),
         Case(([4.0, 6.0, 0.0, 6.0],), label="two responses share the most points"),
         Case(([3.0, 1.0, 5.0, 1.0, 2.0],), label="five samples, two share the fewest points"),
+        Case(([2.0, 4.0, 3.0, 1.0],), label="the best, then a middling one, then the worst"),
         Case(([2.0, 0.0],), label="two samples"),
     ],
     hints=[
-        "Two separate searches: one for the largest points, one for the smallest. Return positions in the "
-        "list, not the points themselves.",
-        "best = max(range(len(wins)), key=lambda i: wins[i]); worst = min(range(len(wins)), key=lambda i: wins[i]) "
-        "(max and min return the first of equal items).",
+        "Keep two positions, best and worst, both starting at 0 (the first response). At each response i, ask "
+        "two separate questions: does it have more points than wins[best]? fewer than wins[worst]?",
+        "Compare the worst candidate with the running WORST, never with the best: `w < best_wins` moves the "
+        "worst to any response below the best, so it ends at the last of them. Use strict > and < so the first "
+        "of equals stays.",
+        "for i, w in enumerate(wins): `if w > wins[best]: best = i` and, separately, `if w < wins[worst]: worst = i`.",
     ],
     solution_code="""
 def pick_best_worst(wins):
-    best = max(range(len(wins)), key=lambda i: wins[i])
-    worst = min(range(len(wins)), key=lambda i: wins[i])
+    best = worst = 0
+    for i, w in enumerate(wins):
+        if w > wins[best]:
+            best = i
+        if w < wins[worst]:
+            worst = i
     return best, worst
 """,
     answer_name="pick_best_worst",
@@ -65,13 +104,26 @@ def pick_best_worst(wins):
             _lesson_running_best,
             "You update the worst whenever a response has fewer points than the BEST so far, so the worst ends up "
             "being the last response below the best, not the one with the fewest points. Keep a separate running "
-            "minimum (or use min).",
+            "minimum: compare with wins[worst].",
         ),
         Mistake(
             "last of equals",
             _last_of_equals,
-            "On equal points you kept the last response; keep the first (max and min do that for you), so the "
-            "pair does not depend on how ties are ordered in your loop.",
+            "On equal points you kept the last response (>= or <=); keep the first (strict > and <), so the pair "
+            "does not depend on the order the samples came in.",
+        ),
+        Mistake(
+            "minimum started at 0",
+            _zero_initialised_minimum,
+            "Your running minimum starts at 0 points, and no response has fewer than 0, so the worst never moves. "
+            "Start both from the first response: best = worst = 0 as POSITIONS, compared through wins[best] and "
+            "wins[worst].",
+        ),
+        Mistake(
+            "worst only in the elif",
+            _elif_worst,
+            "You look for the worst only when a response is not a new best (elif), so a worst that comes before "
+            "the best is never seen. Two independent `if`s.",
         ),
         Mistake(
             "points, not positions",
