@@ -44,7 +44,8 @@ def eval_mode(*models: torch.nn.Module) -> Iterator[None]:
 
     Restores the flag of every submodule, not just the top one, so a model that had part of itself
     frozen in eval mode comes back that way; and it restores on an exception too. Models given twice
-    (a policy that is its own reference) are handled once. Taught in 00_welcome.
+    (a policy that is its own reference) are handled once. Used by `generate`, `train_dpo` and the
+    evaluation code rather than by the notebooks directly.
     """
     saved: dict[int, list[tuple[torch.nn.Module, bool]]] = {}
     for model in models:

@@ -59,7 +59,7 @@ def kto_loss(
     Returns:
         ``(losses, rewards)``, each ``(B,)``; ``rewards = beta * r``, detached.
 
-    Taught in 05_variants.
+    Taught in 05_variants (through `train_kto`).
     """
     check_positive("beta", beta)
     check_non_negative("desirable_weight", desirable_weight)

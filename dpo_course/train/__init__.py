@@ -14,6 +14,7 @@ from dpo_course.train.dpo import reference_logps, train_dpo
 from dpo_course.train.kto import KTOTrainConfig, train_kto, unpair
 from dpo_course.train.loop import batch_plan
 from dpo_course.train.step import StepOutput, dpo_forward, dpo_step
+from dpo_course.train.trl_command import main as train_command
 from dpo_course.train.trl_config import (
     TRL_LOSS_TYPES,
     TrainTRLConfig,
@@ -42,6 +43,7 @@ __all__ = [
     "load_preference_data",
     "model_path",
     "reference_logps",
+    "train_command",
     "train_dpo",
     "train_kto",
     "unpair",

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from dpo_course.losses import LOSSES, LossSpec
-from dpo_course.train.loop import check_loop_fields
+from dpo_course.train.loop import LoopConfig
 
 # Config fields a loss reads (beyond beta, which nearly every loss reads): set away from its default
 # for a loss that ignores it, the setting would be silently lost, so the config refuses it.
@@ -18,8 +18,12 @@ _LOSS_FIELDS = ("label_smoothing", "simpo_gamma", "orpo_lambda", "rdpo_alpha")
 
 
 @dataclass
-class DPOTrainConfig:
-    """Everything `train_dpo` needs to know; validated on creation. Taught in 03_training_with_trl."""
+class DPOTrainConfig(LoopConfig):
+    """Everything `train_dpo` needs to know; validated on creation. Taught in 03_training_with_trl (with `train_dpo`).
+
+    The loop's settings (learning_rate, epochs, batch_size, max_length, max_grad_norm, lr_scheduler,
+    seed, device, progress) come from `LoopConfig`, shared with `KTOTrainConfig`.
+    """
 
     beta: float = field(
         default=0.1, metadata={"help": "KL strength: higher keeps the policy nearer the reference."}
@@ -48,37 +52,10 @@ class DPOTrainConfig:
     loss_kwargs: dict = field(
         default_factory=dict, metadata={"help": "Extra keyword arguments for the loss function."}
     )
-    learning_rate: float = field(
-        default=1e-4,
-        metadata={"help": "AdamW learning rate (toy model, full fine-tuning; real models use ~5e-7..5e-6)."},
-    )
-    epochs: float = field(
-        default=2.0,
-        metadata={
-            "help": "Passes over the pairs, TRL's num_train_epochs: a float, 1.5 runs the first half of the "
-            "second pass (ceil(epochs x batches per epoch) micro-batches)."
-        },
-    )
-    batch_size: int = field(
-        default=16, metadata={"help": "Pairs per micro-batch (2x rows in the forward pass)."}
-    )
     gradient_accumulation_steps: int = field(
         default=1, metadata={"help": "Micro-batches per optimizer step."}
     )
-    max_length: int = field(
-        default=128, metadata={"help": "Prompt + completion tokens; completions are truncated to fit."}
-    )
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    lr_scheduler: str = field(
-        default="linear", metadata={"help": "'linear' decay to 0 (TRL's default) or 'constant'."}
-    )
-    seed: int = field(
-        default=0, metadata={"help": "Seeds shuffling and everything else: same seed, same run."}
-    )
-    device: str | None = field(
-        default=None, metadata={"help": "'cpu', 'cuda', 'mps' or None for get_device()."}
-    )
     group_by_length: bool = field(
         default=True,
         metadata={
@@ -93,7 +70,6 @@ class DPOTrainConfig:
     fused: bool = field(
         default=False, metadata={"help": "Use fused log-probs (never holds the (B, T, V) logits)."}
     )
-    progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar."})
 
     def __post_init__(self) -> None:
         spec = LOSSES.get(self.loss_type)
@@ -101,7 +77,7 @@ class DPOTrainConfig:
         if spec is None or not spec.paired:
             extra = " (KTO is unpaired: use train_kto)" if self.loss_type == "kto" else ""
             raise ValueError(f"loss_type must be one of {paired}, got {self.loss_type!r}{extra}")
-        check_loop_fields(self, ints=("batch_size", "gradient_accumulation_steps", "max_length"))
+        super().__post_init__()
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.ld_alpha is not None and not 0 <= self.ld_alpha <= 1:

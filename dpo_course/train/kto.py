@@ -18,7 +18,7 @@ import torch
 from dpo_course.data.tokenize import PreferenceDataError, collate_completions, completion_ids, prompt_ids
 from dpo_course.logprobs.sequence import sequence_logps
 from dpo_course.losses import LOSSES
-from dpo_course.train.loop import batch_plan, check_loop_fields, start, train_loop
+from dpo_course.train.loop import LoopConfig, batch_plan, start, train_loop
 
 
 def unpair(dataset, *, seed: int = 0) -> list[dict]:
@@ -36,7 +36,7 @@ def unpair(dataset, *, seed: int = 0) -> list[dict]:
 
 
 @dataclass
-class KTOTrainConfig:
+class KTOTrainConfig(LoopConfig):
     """Settings of `train_kto`; the defaults give the same budget as `DPOTrainConfig`'s (rows = 2 x pairs)."""
 
     beta: float = field(default=0.1, metadata={"help": "KL strength, as in DPO."})
@@ -44,24 +44,12 @@ class KTOTrainConfig:
     undesirable_weight: float = field(
         default=1.0, metadata={"help": "lambda_U, the weight of undesirable rows."}
     )
-    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate."})
-    epochs: float = field(
-        default=2.0, metadata={"help": "Passes over the rows (a float, as in DPOTrainConfig)."}
-    )
     batch_size: int = field(
         default=32, metadata={"help": "Rows per step (a DPO batch of 16 pairs holds 32 completions)."}
     )
-    max_length: int = field(
-        default=128, metadata={"help": "Prompt + completion tokens; completions are truncated."}
-    )
-    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
-    lr_scheduler: str = field(default="linear", metadata={"help": "'linear' decay to 0 or 'constant'."})
-    seed: int = field(default=0, metadata={"help": "Seeds the shuffling."})
-    device: str | None = field(default=None, metadata={"help": "None for get_device()."})
-    progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar."})
 
     def __post_init__(self) -> None:
-        check_loop_fields(self, ints=("batch_size", "max_length"))
+        super().__post_init__()
         if self.batch_size < 2:
             raise ValueError(
                 "batch_size must be >= 2: the KL estimate pairs each row with another row's completion"

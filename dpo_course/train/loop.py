@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -53,6 +54,43 @@ def batch_plan(
     return plan[: math.ceil(epochs * per_epoch)]
 
 
+@dataclass
+class LoopConfig:
+    """The settings of the shared loop; `DPOTrainConfig` and `KTOTrainConfig` add their loss's own."""
+
+    learning_rate: float = field(
+        default=1e-4,
+        metadata={"help": "AdamW learning rate (toy model, full fine-tuning; real models use ~5e-7..5e-6)."},
+    )
+    epochs: float = field(
+        default=2.0,
+        metadata={
+            "help": "Passes over the data, TRL's num_train_epochs: a float, 1.5 runs the first half of the "
+            "second pass (ceil(epochs x batches per epoch) micro-batches)."
+        },
+    )
+    batch_size: int = field(
+        default=16, metadata={"help": "Pairs per micro-batch (2x rows in the forward pass)."}
+    )
+    max_length: int = field(
+        default=128, metadata={"help": "Prompt + completion tokens; completions are truncated to fit."}
+    )
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0 disables)."})
+    lr_scheduler: str = field(
+        default="linear", metadata={"help": "'linear' decay to 0 (TRL's default) or 'constant'."}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "Seeds shuffling and everything else: same seed, same run."}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "'cpu', 'cuda', 'mps' or None for get_device()."}
+    )
+    progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar."})
+
+    def __post_init__(self) -> None:
+        check_loop_fields(self, ints=("batch_size", "max_length", "gradient_accumulation_steps"))
+
+
 def check_loop_fields(config, *, ints: tuple[str, ...]) -> None:
     """Validate what every trainer config shares, raising a ValueError that names the field.
 
@@ -72,7 +110,7 @@ def check_loop_fields(config, *, ints: tuple[str, ...]) -> None:
     if isinstance(epochs, bool) or not isinstance(epochs, int | float) or not 0 < epochs < math.inf:
         raise ValueError(f"epochs must be a finite number > 0, got {epochs!r}")
     for name in ints:
-        value = getattr(config, name)
+        value = getattr(config, name, 1)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     if config.lr_scheduler not in ("linear", "constant"):

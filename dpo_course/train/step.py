@@ -71,7 +71,8 @@ def dpo_forward(
     `batch` is a `PreferenceCollator` batch (2B rows, ``[chosen; rejected]``). The registry entry says
     whether log-probs are summed or averaged, whether a reference is needed (exactly one of
     `reference`, a frozen model, and `reference_logps`, its precomputed ``(chosen, rejected)``;
-    neither with ``config.reference_free``) and whether completion lengths are. Taught in 03_training_with_trl.
+    neither with ``config.reference_free``) and whether completion lengths are. It is the per-batch
+    work of `train_dpo` (03_training_with_trl) and of `dpo_step`.
     """
     spec = config.spec
     pc, pr = concatenated_forward(

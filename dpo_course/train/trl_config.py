@@ -26,7 +26,7 @@ DEFAULT_LR = {(True, False): 1e-4, (True, True): 1e-3, (False, False): 5e-7, (Fa
 
 @dataclass
 class TrainTRLConfig:
-    """What ``dpo-course train`` runs. Taught in 03_training_with_trl."""
+    """What ``dpo-course train`` runs. Taught in 03_training_with_trl (through `train_command`)."""
 
     model: str = field(
         default=TOY,
