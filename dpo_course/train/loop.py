@@ -128,6 +128,8 @@ def start(policy, config) -> torch.device:
 def check_finite(step: int, values: Mapping[str, torch.Tensor]) -> None:
     """Stop training with the step and the statistic's name if any value is NaN or infinite."""
     for name, value in values.items():
+        if bool(torch.isfinite(value).all()):  # the common case: one reduction, no indexing
+            continue
         bad = value.detach().flatten()[~torch.isfinite(value.detach().flatten())]
         if bad.numel():
             raise FloatingPointError(
