@@ -1,0 +1,44 @@
+"""The real-model switch, second half: solution notebooks 05, 06, 08 and 09 on the tiny Qwen2.
+
+Split from tests/test_real_model_switch.py so that `make test`'s two pytest-xdist workers (``--dist loadfile``
+keeps a file on one worker) share the notebook runs; tests/fixtures/tiny_qwen.py says which file runs which.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _tiny_qwen_module():
+    if "tiny_qwen" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "tiny_qwen", ROOT / "tests" / "fixtures" / "tiny_qwen.py"
+        )
+        sys.modules["tiny_qwen"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules["tiny_qwen"]
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory) -> dict[str, Path]:
+    """The tiny Qwen2's ``{"sft": folder, "base": folder}``, built once per worker (~8 s CPU)."""
+    return _tiny_qwen_module().build(tmp_path_factory.mktemp("tiny_qwen"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "notebook",
+    [p for p in SOLUTIONS if p.name[:2] in _tiny_qwen_module().NOTEBOOKS_SECOND],
+    ids=lambda p: p.stem,
+)
+def test_solution_notebook_runs_on_a_tiny_qwen(notebook, tiny_qwen):
+    """Issue 15, deliver 1 and 3: the notebook, top to bottom, with the switch on and strict checks."""
+    failure = _tiny_qwen_module().run_switched(notebook, tiny_qwen)
+    assert not failure, failure
