@@ -176,7 +176,10 @@ def _local_params(model_id: str) -> int | None:
 
 
 def profile_for(model_id=None) -> WorkProfile:
-    """The `WorkProfile` for `model_id` ("toy", a hub id, a local folder or a loaded model; None: ``$DPO_COURSE_MODEL``)."""
+    """The `WorkProfile` for `model_id` ("toy", a hub id, a local folder or a loaded model; None: ``$DPO_COURSE_MODEL``).
+
+    Taught in 00_welcome (the real-model switch); every notebook that trains or samples sizes its work by it.
+    """
     forced = os.environ.get("DPO_COURSE_PROFILE", "").strip().lower()
     if forced:
         if forced not in PROFILES:
