@@ -1,6 +1,9 @@
-"""Exercises of 04_lora_dpo: counting a LoRA adapter's parameters, and the memory a training step holds."""
+"""Exercises of 04_lora_dpo: a LoRA adapter's parameters, the memory a training step holds, and how much
+smaller an adapter's first update to W is than full fine-tuning's (the reason for its larger learning rate)."""
 
 from __future__ import annotations
+
+import math
 
 from dpo_course.exercises.framework import Case, Exercise, Mistake
 
@@ -32,6 +35,8 @@ q1 = Exercise(
     hints=[
         "LoRA freezes W (d_out, d_in) and learns W + (alpha / r) B A with B of shape (d_out, r) and A of shape "
         "(r, d_in). Count the entries of B and A; alpha adds no parameters.",
+        "One matrix of shape (d_out, d_in) gets d_out * r + r * d_in new weights; add that up over the shapes "
+        "(they are not all square).",
         "return sum(r * (d_out + d_in) for d_out, d_in in shapes)",
     ],
     solution_code="""
@@ -87,6 +92,8 @@ q2 = Exercise(
     hints=[
         "Every weight is stored. Only trainable weights get a gradient. torch's AdamW keeps two moments (exp_avg "
         "and exp_avg_sq) per trainable weight, in the weight's dtype.",
+        "Three terms: weights (trainable + frozen), gradients (trainable only), AdamW (2 per trainable), each "
+        "times bytes_per_value.",
         "return (n_trainable + n_frozen) * bytes_per_value + n_trainable * bytes_per_value + 2 * n_trainable * bytes_per_value",
     ],
     solution_code="""
@@ -112,6 +119,77 @@ def training_bytes(n_trainable, n_frozen, bytes_per_value=4):
             "frozen weights forgotten",
             lambda t, f, b=4: t * b * 4,
             "The frozen weights still sit in memory: the forward pass needs them. Count all weights once.",
+        ),
+    ],
+)
+
+# ------------------------------------------------------------------ q3: the size of the first update
+
+
+def _update_ratio(d_in: int, r: int, alpha: float, rslora: bool = False) -> float:
+    # Adam's first step moves every trainable entry by lr. Full FT: ||dW||_F = lr sqrt(d_out d_in).
+    # LoRA (B = 0): only B moves, dW = s B A with A ~ U(+-1/sqrt(d_in)) (variance 1/(3 d_in)), so
+    # ||dW||_F ~= s lr sqrt(d_out r / 3). The ratio is sqrt(3 d_in / r) / s, with s = alpha/r (or alpha/sqrt(r)).
+    scale = alpha / math.sqrt(r) if rslora else alpha / r
+    return math.sqrt(3 * d_in / r) / scale
+
+
+q3 = Exercise(
+    name="Exercise 4.3 (how much smaller is an adapter's first step?)",
+    prompt=(
+        "Write update_ratio(d_in, r, alpha, rslora=False): ||dW||_F of full fine-tuning's first AdamW step divided "
+        "by LoRA's, for one matrix W (d_out, d_in), at the same learning rate. Use: Adam's first step moves every "
+        "trainable entry by exactly lr; LoRA starts with B = 0 and A drawn by PEFT's kaiming_uniform_(a=sqrt(5)), "
+        "i.e. uniform in +-1/sqrt(d_in), variance 1/(3 d_in); the adapter's scale is s = alpha / r (rsLoRA: "
+        "alpha / sqrt(r)). Treat the signs of B's step as unrelated to A."
+    ),
+    reference=_update_ratio,
+    rtol=1e-6,
+    cases=[
+        Case((128, 8, 16), label="the toy's 128-wide attention, r=8, alpha=16"),
+        Case((4096, 16, 32), label="a 7B model's attention, r=16, alpha=32"),
+        Case((4096, 64, 16), label="r=64, alpha=16"),
+        Case((4096, 64, 16, True), label="r=64, alpha=16, rsLoRA"),
+    ],
+    hints=[
+        "Full fine-tuning: every one of the d_out * d_in entries moves by lr, so ||dW||_F = lr * sqrt(d_out * d_in). "
+        "For LoRA, which of B and A gets a non-zero gradient at the first step, when B = 0?",
+        "Only B moves (A's gradient is s * B^T G = 0): every entry of B becomes +-lr, and dW = s * B @ A. Row i of "
+        "dW is s times a sum of r rows of A with signs +-lr; with unrelated signs its squared norm is lr^2 times "
+        "the sum of those rows' squared norms, r * d_in / (3 d_in) = r / 3.",
+        "||dW_LoRA||_F = s * lr * sqrt(d_out * r / 3), so the ratio is sqrt(3 * d_in / r) / s: "
+        "return math.sqrt(3 * d_in / r) / (alpha / math.sqrt(r) if rslora else alpha / r)",
+    ],
+    solution_code="""
+import math
+
+def update_ratio(d_in, r, alpha, rslora=False):
+    scale = alpha / math.sqrt(r) if rslora else alpha / r     # the adapter's multiplier
+    full = math.sqrt(d_in)                                     # lr * sqrt(d_out * d_in), per sqrt(d_out) * lr
+    lora = scale * math.sqrt(r / 3)                            # s * lr * sqrt(d_out * r / 3), the same units
+    return full / lora
+""",
+    answer_name="update_ratio",
+    mistakes=[
+        Mistake(
+            "parameter count ratio",
+            lambda d_in, r, alpha, rslora=False: d_in / (2 * r),
+            "That is (nearly) the ratio of trainable parameters. Adam moves each trainable entry by lr, but the "
+            "update to W is s * B @ A: its size depends on A's entries and on s, not only on how many weights move.",
+        ),
+        Mistake(
+            "scale forgotten",
+            lambda d_in, r, alpha, rslora=False: math.sqrt(3 * d_in / r),
+            "You left out the adapter's scale s = alpha / r (alpha / sqrt(r) with rsLoRA): the forward pass adds "
+            "s * B @ A, not B @ A.",
+        ),
+        Mistake(
+            "A of unit entries",
+            lambda d_in, r, alpha, rslora=False: (
+                math.sqrt(d_in / r) / (alpha / math.sqrt(r) if rslora else alpha / r)
+            ),
+            "You gave A's entries variance 1/d_in. PEFT draws them uniform in +-1/sqrt(d_in), and a uniform "
+            "distribution on +-b has variance b^2 / 3: 1/(3 d_in). That is where the 3 comes from.",
         ),
     ],
 )
