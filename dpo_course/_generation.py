@@ -51,6 +51,7 @@ def generate(
     if seed is not None:
         seed_everything(seed)
     device = next(model.parameters()).device
+    kwargs = _plain_kwargs(model, tokenizer, max_new_tokens, do_sample, temperature)
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     outputs: list[str] = []
@@ -59,14 +60,34 @@ def generate(
             for start in range(0, len(prompts), batch_size):
                 texts = [chat_prompt(tokenizer, p) for p in prompts[start : start + batch_size]]
                 enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-                kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-                if do_sample:
-                    kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-                else:
-                    kwargs.update(do_sample=False)
                 out = model.generate(**enc, **kwargs)  # (B, T_prompt + new)
                 new = out[:, enc["input_ids"].shape[1] :]
                 outputs.extend(t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True))
     finally:
         tokenizer.padding_side = old_side
     return outputs
+
+
+def _plain_kwargs(model, tokenizer, max_new_tokens: int, do_sample: bool, temperature: float) -> dict:
+    """Greedy, or sampling from pi itself at `temperature`: none of the model's own sampling defaults.
+
+    An instruct model's generation_config (Qwen2.5: temperature 0.7, top-p 0.8, top-k 20, repetition
+    penalty 1.05) would otherwise leak in (transformers fills every setting left at its global default
+    from it), so "greedy" would not be the argmax and samples would not be samples of the policy whose
+    KL and win rate the course measures. Every setting is passed explicitly; only the stop tokens are kept.
+    """
+    own = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    own = [] if own is None else [own] if isinstance(own, int) else list(own)
+    eos = list(
+        dict.fromkeys([*own, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])])
+    )
+    return dict(
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=eos or None,
+        do_sample=do_sample,
+        temperature=temperature if do_sample else 1.0,
+        top_k=0 if do_sample else None,
+        top_p=1.0,
+        repetition_penalty=1.0,
+    )
