@@ -13,7 +13,7 @@ import torch
 
 from dpo_course.course.authoring import strip_code
 from dpo_course.data import pick_pair
-from dpo_course.exercises import ex05, ex06
+from dpo_course.exercises import _ex05_z0, ex05, ex06
 from dpo_course.exercises.framework import CORRECT, NOT_ATTEMPTED, WRONG
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,21 +71,21 @@ def test_z0_uses_trl_kto_rotation():
     b = 5
     completions = list(range(b))
     trl_pairing = [completions[-1]] + completions[:-1]  # row i gets completion trl_pairing[i]
-    policy, reference = ex05._logp_matrices(0, b, 0.5)
+    policy, reference = _ex05_z0._logp_matrices(0, b, 0.5)
     expected = torch.stack([policy[i, trl_pairing[i]] - reference[i, trl_pairing[i]] for i in range(b)])
-    torch.testing.assert_close(ex05._kto_z0(policy, reference), expected.mean().clamp(min=0))
+    torch.testing.assert_close(_ex05_z0._kto_z0(policy, reference), expected.mean().clamp(min=0))
 
 
 def test_z0_by_hand_and_clamped():
     # [i, j] log-ratio table; the pairs (0, 2), (1, 0), (2, 1) hold 3, -1, 1: mean 1
     ratios = torch.tensor([[9.0, 9.0, 3.0], [-1.0, 9.0, 9.0], [9.0, 1.0, 9.0]], dtype=torch.float64)
-    assert ex05._kto_z0(ratios, torch.zeros_like(ratios)).item() == pytest.approx(1.0)
-    assert ex05._kto_z0(-ratios, torch.zeros_like(ratios)).item() == 0.0  # mean -1, clamped
-    assert ex05._kto_z0_no_clamp(-ratios, torch.zeros_like(ratios)).item() == pytest.approx(-1.0)
+    assert _ex05_z0._kto_z0(ratios, torch.zeros_like(ratios)).item() == pytest.approx(1.0)
+    assert _ex05_z0._kto_z0(-ratios, torch.zeros_like(ratios)).item() == 0.0  # mean -1, clamped
+    assert _ex05_z0._kto_z0_no_clamp(-ratios, torch.zeros_like(ratios)).item() == pytest.approx(-1.0)
 
 
 def test_z0_cases_include_a_negative_mean():
-    raw = [ex05._kto_z0_no_clamp(*c.args).item() for c in ex05.q3.cases]
+    raw = [_ex05_z0._kto_z0_no_clamp(*c.args).item() for c in ex05.q3.cases]
     assert min(raw) < 0 < max(raw)  # the clamp is exercised, and so is the value
 
 

@@ -53,7 +53,7 @@ def fit_length_glm(
 
     `scores` are the judge's outcomes for a (1 win, 0.5 tie, 0 loss), `length_diffs` the lengths of a's
     answers minus b's. Newton's method on the two parameters, with a tiny ridge (1e-6) so that a
-    separable or constant input stays finite. Taught in 07_evaluation.
+    separable or constant input stays finite. Behind `length_controlled_win_rate` (07_evaluation).
     """
     y, d = [float(v) for v in scores], [float(v) for v in length_diffs]
     if not y or len(y) != len(d):
