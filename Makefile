@@ -29,15 +29,15 @@ setup: $(STAMP)
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
-# tests/test_browser.py drives Debian's chromium with Playwright (never a downloaded browser). As root (CI)
+# tests/course/test_browser.py drives Debian's chromium with Playwright (never a downloaded browser). As root (CI)
 # install it when missing; otherwise say why the test will skip (with CI=true it fails instead).
 browser-deps:
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing chromium for tests/test_browser.py"; \
+	  echo "installing chromium for tests/course/test_browser.py"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	    || echo "could not install chromium: tests/test_browser.py will skip (CI=true: fail)"; \
-	else echo "no /usr/bin/chromium and not root: tests/test_browser.py will skip (CI=true: fail)"; fi
+	    || echo "could not install chromium: tests/course/test_browser.py will skip (CI=true: fail)"; \
+	else echo "no /usr/bin/chromium and not root: tests/course/test_browser.py will skip (CI=true: fail)"; fi
 
 # Lint first (ruff check, including C901 <= 12 on dpo_course/, and ruff format --check): a style slip fails in
 # seconds, before the notebooks run for minutes.

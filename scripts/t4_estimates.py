@@ -3,7 +3,7 @@
 ESTIMATES, not measurements (CI has no GPU and no network), from `dpo_course.scaling`'s formulas and the
 work each notebook does with the real profile (`profile_for("Qwen/Qwen2.5-0.5B-Instruct")`): micro-batches of
 4 pairs x 4 accumulation steps, 128 tokens, 1 epoch, 4 samples per prompt, 64 new tokens, generation in
-batches of 16. ``python scripts/t4_estimates.py`` prints the README's table; tests/test_real_model_switch.py
+batches of 16. ``python scripts/t4_estimates.py`` prints the README's table; tests/course/test_real_model_switch.py
 checks that the README holds these numbers. The work tallies below were counted from the notebooks on
 2026-12-01 (training runs x pairs x epochs, generated and scored sequences, model copies alive at the peak).
 
@@ -26,7 +26,9 @@ from dpo_course.scaling import dpo_memory_breakdown, dpo_training_estimate
 
 # Qwen2.5-0.5B-Instruct's config.json
 QWEN = dict(n_params=494_032_768, layers=24, hidden=896, intermediate=4864, kv_hidden=128, vocab=151_936)
-LORA_PARAMS = 8_798_208  # r=16 on all seven linear maps of the 24 layers (tests/test_real_model_config.py)
+LORA_PARAMS = (
+    8_798_208  # r=16 on all seven linear maps of the 24 layers (tests/train/test_real_model_config.py)
+)
 T4_FP16_FLOPS, MFU, DECODE_STEP_S, GEN_BATCH, NEW_TOKENS, TOKENS = 65e12, 0.10, 0.030, 16, 64, 64
 BATCH_PAIRS, SEQ_LEN, CONTEXT_BYTES = 4, 128, 0.5e9
 COPY_BYTES = QWEN["n_params"] * 4

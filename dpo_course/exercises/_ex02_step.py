@@ -2,7 +2,7 @@
 
 Behind exercise 2.4 of 02_dpo_loss_from_scratch. Scores use the package's `sequence_logps` and `dpo_loss`
 (02 checks them equal to what exercises 2.1 and 2.2 ask for); the frozen expected tensors of `ex02.q4` are
-pinned by tests/test_framework.py.
+pinned by tests/exercises/test_framework.py.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def ld_weights(
     into the part both answers of a pair share in length, the first ``min(|y_w|, |y_l|)`` tokens
     (weight 1), and the longer answer's extra tokens (weight `ld_alpha`, in [0, 1]). This is TRL 1.16's
     ``DPOConfig(ld_alpha=...)`` (``shared_logps + ld_alpha * tail_logps`` in ``trainer/dpo_trainer.py``,
-    applied to policy and reference log-probs alike). Not yet taught in a notebook; tests/test_losses.py checks it against TRL 1.16's code.
+    applied to policy and reference log-probs alike). Not yet taught in a notebook; tests/losses/test_losses.py checks it against TRL 1.16's code.
     """
     if not 0.0 <= ld_alpha <= 1.0:  # also rejects NaN
         raise ValueError(f"ld_alpha must lie in [0, 1], got {ld_alpha!r}")

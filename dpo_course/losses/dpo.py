@@ -192,7 +192,7 @@ def sigmoid_norm_loss(
         ``(losses, chosen_rewards, rejected_rewards)``, each ``(B,)``; rewards are ``beta`` times the
         *averaged* log-ratios, detached. (TRL logs ``beta`` times the summed ones.)
 
-    Not yet taught in a notebook; tests/test_losses.py checks it against TRL 1.16's code.
+    Not yet taught in a notebook; tests/losses/test_losses.py checks it against TRL 1.16's code.
     """
     check_log_probs(
         policy_chosen_avg_logps=policy_chosen_avg_logps,
@@ -234,7 +234,7 @@ def rdpo_loss(
         ``(losses, chosen_rewards, rejected_rewards)``, each ``(B,)``; rewards as in `dpo_loss`
         (the length penalty is not part of them).
 
-    Not yet taught in a notebook; tests/test_losses.py checks it against TRL 1.16's code.
+    Not yet taught in a notebook; tests/losses/test_losses.py checks it against TRL 1.16's code.
     """
     check_finite("alpha", alpha)
     check_same_shape(

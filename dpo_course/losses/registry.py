@@ -3,7 +3,7 @@
 A trainer looks a loss up by name (``LOSSES[config.loss_type]``, TRL's ``loss_type`` names where TRL
 has one) and calls `LossSpec.compute`; it holds no loss math and no ``if loss_type == ...`` chain.
 Adding a loss is one function and one `register_loss` entry (a decorator on the function);
-tests/test_train.py registers one in the test alone and trains with it. Not yet taught in a notebook:
+tests/train/test_train.py registers one in the test alone and trains with it. Not yet taught in a notebook:
 05_variants picks losses by name through `DPOTrainConfig(loss_type=...)`.
 """
 
@@ -98,7 +98,7 @@ def register_loss(
     """Decorator: declare ``fn`` as the loss `name` (see `LossSpec` for the fields); returns ``fn`` unchanged.
 
     Raises if `name` is taken (unless ``replace=True``) or an input name is not one a trainer provides.
-    Not yet taught in a notebook (tests/test_train.py shows it).
+    Not yet taught in a notebook (tests/train/test_train.py shows it).
     """
     unknown = [i for i in inputs if i not in KNOWN_INPUTS]
     if unknown:

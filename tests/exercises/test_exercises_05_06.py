@@ -16,7 +16,7 @@ from dpo_course.data import pick_pair
 from dpo_course.exercises import _ex05_z0, ex05, ex06
 from dpo_course.exercises.framework import CORRECT, NOT_ATTEMPTED, WRONG
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _solution(q):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "logprob_bench.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "logprob_bench.py"
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The real-model switch, second half: solution notebooks 05, 06, 08 and 09 on the tiny Qwen2.
 
-Split from tests/test_real_model_switch.py so that `make test`'s two pytest-xdist workers (``--dist loadfile``
+Split from tests/course/test_real_model_switch.py so that `make test`'s two pytest-xdist workers (``--dist loadfile``
 keeps a file on one worker) share the notebook runs; tests/fixtures/tiny_qwen.py says which file runs which.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 

@@ -119,7 +119,7 @@ def test_profile_is_frozen():
 # ---------------------------------------------------------------------------------------------------
 # The tiny Qwen2 fixture, and every solution notebook run on it
 # ---------------------------------------------------------------------------------------------------
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -271,7 +271,7 @@ def test_the_two_switch_files_run_every_solution_notebook_once():
 )
 def test_solution_notebook_runs_on_a_tiny_qwen(notebook, tiny_qwen):
     """Deliver 1 and 3 of issue 15: the notebook, top to bottom, with the switch on and strict checks
-    (the others: tests/test_real_model_switch_notebooks.py)."""
+    (the others: tests/course/test_real_model_switch_notebooks.py)."""
     failure = _tiny_qwen_module().run_switched(notebook, tiny_qwen)
     assert not failure, failure
 

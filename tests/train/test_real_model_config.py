@@ -17,7 +17,7 @@ from dpo_course.toyworld.models import model_source
 from dpo_course.train import build_dpo_config, build_peft_config, load_config
 from dpo_course.train.trl_command import main
 
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "real_model_colab.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "real_model_colab.yaml"
 # Qwen2.5-0.5B-Instruct's config.json: 24 layers, hidden 896, MLP 4864, 2 KV heads of 64, vocabulary 151,936.
 QWEN_05B = dict(n_params=494_032_768, layers=24, hidden=896, intermediate=4864, kv_hidden=128, vocab=151_936)
 T4_BYTES, T4_FP16_FLOPS = 15 * 10**9, 65e12

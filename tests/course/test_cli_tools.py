@@ -12,7 +12,7 @@ from dpo_course.course import cli, doctor, notebooks, progress
 from dpo_course.course.authoring import SETUP_CELL
 from dpo_course.exercises import ex00, ex01
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ---------------------------------------------------------------------------------- doctor

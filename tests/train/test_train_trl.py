@@ -20,7 +20,7 @@ from dpo_course.train import (
 )
 from dpo_course.train.trl_command import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from dpo_course.course.authoring import DEFAULT_STUB, MD_STUB, MarkerError, strip_code, sync, to_student
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_strip_code_replaces_the_block_at_its_indent():

@@ -19,7 +19,7 @@ from dpo_course.data import (
     validate_preference_dataset,
 )
 
-SAMPLES = Path(__file__).resolve().parent.parent / "dpo_course" / "data" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "dpo_course" / "data" / "samples"
 HH = SAMPLES / "hh_rlhf_sample.jsonl"
 UF = SAMPLES / "ultrafeedback_sample.jsonl"
 
