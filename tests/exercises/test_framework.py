@@ -11,6 +11,12 @@ from dpo_course.exercises import Case, Exercise, Mistake, all_exercises, ex00, e
 from dpo_course.exercises.framework import CORRECT, NOT_ATTEMPTED, WRONG
 
 
+@pytest.fixture(autouse=True)
+def _lenient(monkeypatch):
+    """These tests read check()'s verdicts; `make test` sets DPO_COURSE_STRICT=1, which turns a wrong one into a raise."""
+    monkeypatch.delenv("DPO_COURSE_STRICT", raising=False)
+
+
 def _double(x):
     return 2 * x
 
