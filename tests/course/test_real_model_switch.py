@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny_qwen as tiny_qwen_module  # loaded by tests/course/conftest.py
 
 from dpo_course.course import WorkProfile, profile_for
 from dpo_course.course.profile import REAL, TOY, TOY_SIZED_BELOW, approx_params
@@ -121,22 +122,6 @@ def test_profile_is_frozen():
 # ---------------------------------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
-
-
-def _tiny_qwen_module():
-    if "tiny_qwen" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "tiny_qwen", ROOT / "tests" / "fixtures" / "tiny_qwen.py"
-        )
-        sys.modules["tiny_qwen"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["tiny_qwen"]
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen(tmp_path_factory) -> dict[str, Path]:
-    """``{"sft": folder, "base": folder}``: tests/fixtures/tiny_qwen.py, built once per session (~8 s CPU)."""
-    return _tiny_qwen_module().build(tmp_path_factory.mktemp("tiny_qwen"))
 
 
 @pytest.fixture(scope="session")
@@ -258,7 +243,7 @@ def test_real_data_loaders_take_the_hub_path_offline(tiny, monkeypatch):
 
 
 def test_the_two_switch_files_run_every_solution_notebook_once():
-    tq = _tiny_qwen_module()
+    tq = tiny_qwen_module
     first, second = set(tq.NOTEBOOKS_FIRST), set(tq.NOTEBOOKS_SECOND)
     assert not first & second and first | second == {p.name[:2] for p in SOLUTIONS}
 
@@ -266,13 +251,13 @@ def test_the_two_switch_files_run_every_solution_notebook_once():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "notebook",
-    [p for p in SOLUTIONS if p.name[:2] in _tiny_qwen_module().NOTEBOOKS_FIRST],
+    [p for p in SOLUTIONS if p.name[:2] in tiny_qwen_module.NOTEBOOKS_FIRST],
     ids=lambda p: p.stem,
 )
 def test_solution_notebook_runs_on_a_tiny_qwen(notebook, tiny_qwen):
     """Deliver 1 and 3 of issue 15: the notebook, top to bottom, with the switch on and strict checks
     (the others: tests/course/test_real_model_switch_notebooks.py)."""
-    failure = _tiny_qwen_module().run_switched(notebook, tiny_qwen)
+    failure = tiny_qwen_module.run_switched(notebook, tiny_qwen)
     assert not failure, failure
 
 

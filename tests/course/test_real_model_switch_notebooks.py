@@ -6,39 +6,22 @@ keeps a file on one worker) share the notebook runs; tests/fixtures/tiny_qwen.py
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
+import tiny_qwen as tiny_qwen_module  # loaded by tests/course/conftest.py
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 
 
-def _tiny_qwen_module():
-    if "tiny_qwen" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "tiny_qwen", ROOT / "tests" / "fixtures" / "tiny_qwen.py"
-        )
-        sys.modules["tiny_qwen"] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules["tiny_qwen"]
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen(tmp_path_factory) -> dict[str, Path]:
-    """The tiny Qwen2's ``{"sft": folder, "base": folder}``, built once per worker (~8 s CPU)."""
-    return _tiny_qwen_module().build(tmp_path_factory.mktemp("tiny_qwen"))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "notebook",
-    [p for p in SOLUTIONS if p.name[:2] in _tiny_qwen_module().NOTEBOOKS_SECOND],
+    [p for p in SOLUTIONS if p.name[:2] in tiny_qwen_module.NOTEBOOKS_SECOND],
     ids=lambda p: p.stem,
 )
 def test_solution_notebook_runs_on_a_tiny_qwen(notebook, tiny_qwen):
     """Issue 15, deliver 1 and 3: the notebook, top to bottom, with the switch on and strict checks."""
-    failure = _tiny_qwen_module().run_switched(notebook, tiny_qwen)
+    failure = tiny_qwen_module.run_switched(notebook, tiny_qwen)
     assert not failure, failure
