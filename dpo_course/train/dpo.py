@@ -54,8 +54,8 @@ def train_dpo(policy, tokenizer, dataset, config: DPOTrainConfig | None = None, 
     is a frozen copy of the starting policy (or `reference`, a model of the same tokenizer, when
     given); by default its log-probs are computed once before training. `history` is a list of dicts,
     one per optimizer step, with what TRL logs: ``loss``, ``rewards/chosen``, ``rewards/rejected``,
-    ``rewards/accuracies``, ``rewards/margins``, ``logps/chosen``, ``logps/rejected`` (plus ``step``,
-    ``epoch`` and ``learning_rate``).
+    ``rewards/accuracies``, ``rewards/margins``, ``logps/chosen``, ``logps/rejected``, ``grad_norm`` (before
+    clipping), plus ``step``, ``epoch`` and ``learning_rate``.
     """
     config = config or DPOTrainConfig()
     device = start(policy, config)

@@ -150,7 +150,8 @@ def train_loop(
     checks the loss and the tensors are finite, backpropagates ``loss / accumulation``, and every
     ``gradient_accumulation_steps`` micro-batches (and at the end) clips, steps AdamW and the
     learning-rate schedule (linear decay to 0, as TRL, or constant), and appends to the history the
-    micro-batches' mean stats plus ``step``, ``epoch`` and ``learning_rate`` (the rate used).
+    micro-batches' mean stats plus ``step``, ``epoch``, ``learning_rate`` (the rate used) and ``grad_norm``
+    (the gradient's norm before clipping, TRL's ``grad_norm``).
     Returns the history; the policy is left in eval mode.
     """
     accumulation = getattr(config, "gradient_accumulation_steps", 1)
@@ -171,15 +172,15 @@ def train_loop(
         window.append({"loss": loss.item(), **stats})
         if (i + 1) % accumulation and i + 1 < len(plan):
             continue
-        if config.max_grad_norm:
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
-            check_finite(len(history) + 1, {"grad_norm": grad_norm})
+        # The norm before clipping, as TRL logs it; max_grad_norm 0 measures without clipping.
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm or math.inf)
+        check_finite(len(history) + 1, {"grad_norm": grad_norm})
         lr = sched.get_last_lr()[0]
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
         record = {k: sum(w[k] for w in window) / len(window) for k in window[0]}
-        record.update(step=len(history) + 1, epoch=epoch, learning_rate=lr)
+        record.update(step=len(history) + 1, epoch=epoch, learning_rate=lr, grad_norm=grad_norm.item())
         history.append(record)
         window = []
         bar.update(1)

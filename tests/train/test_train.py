@@ -106,11 +106,24 @@ def test_history_has_trl_metrics_and_starts_at_log2(sft, policy, pairs):
         "rewards/margins",
         "logps/chosen",
         "logps/rejected",
+        "grad_norm",
     ):
         assert key in first
     # policy == reference before the first update: loss log 2, zero rewards
     assert first["loss"] == pytest.approx(0.693147, abs=1e-5)
     assert first["rewards/margins"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_grad_norm_is_logged_before_clipping(sft, pairs):
+    """TRL's grad_norm is the norm before clipping: the first step's is the same whatever the threshold."""
+    norms = [
+        train_dpo(copy.deepcopy(sft[0]), sft[1], pairs, DPOTrainConfig(**SMALL, max_grad_norm=clip))[1][0][
+            "grad_norm"
+        ]
+        for clip in (1e-3, 0.0)
+    ]
+    assert norms[0] == pytest.approx(norms[1], rel=1e-6)
+    assert norms[0] > 1e-2  # far above the 1e-3 threshold: the logged value was not the clipped one
 
 
 def test_deterministic_for_a_seed(sft, pairs):
@@ -213,27 +226,33 @@ def test_first_step_loss_equals_trl_dpotrainer(sft, pairs, tmp_path):
 
 @pytest.mark.slow
 def test_default_config_beats_the_sft_model_on_held_out_prompts():
-    """Issue 3's bar: under 45 s, >= 70% of non-tied judgements won, higher mean reward."""
+    """Issue 3's bar, on 3 seeds: each run under 45 s and raises the mean reward; pooled over the seeds,
+    >= 70% of the non-tied judgements are won (one seed alone is too few decisive prompts to judge)."""
     reference, tok = load_sft_model("cpu")
-    policy, _ = load_sft_model("cpu")
-    start = time.time()
-    policy, history = train_dpo(
-        policy, tok, preference_pairs("train"), DPOTrainConfig(progress=False, device="cpu")
-    )
-    seconds = time.time() - start
     prompts = eval_prompts()
-    before, after = generate(reference, tok, prompts), generate(policy, tok, prompts)
-    verdicts = [judge(p, a, b) for p, a, b in zip(prompts, after, before)]
-    wins, losses = verdicts.count("A"), verdicts.count("B")
+    before = generate(reference, tok, prompts)
     mean_before = sum(map(reward, prompts, before)) / len(prompts)
-    mean_after = sum(map(reward, prompts, after)) / len(prompts)
-    print(
-        f"train_dpo default: {seconds:.1f} s, {len(history)} steps, wins {wins}, losses {losses}, "
-        f"mean reward {mean_before:.3f} -> {mean_after:.3f}"
-    )
-    assert seconds < 45
-    assert wins / (wins + losses) >= 0.7
-    assert mean_after > mean_before
+    wins = losses = 0
+    for seed in (0, 1, 2):
+        start = time.time()
+        policy, history = train_dpo(
+            load_sft_model("cpu")[0],
+            tok,
+            preference_pairs("train"),
+            DPOTrainConfig(progress=False, device="cpu", seed=seed),
+        )
+        seconds = time.time() - start
+        after = generate(policy, tok, prompts)
+        verdicts = [judge(p, a, b) for p, a, b in zip(prompts, after, before)]
+        wins, losses = wins + verdicts.count("A"), losses + verdicts.count("B")
+        mean_after = sum(map(reward, prompts, after)) / len(prompts)
+        print(
+            f"seed {seed}: {seconds:.1f} s, {len(history)} steps, wins {verdicts.count('A')}, "
+            f"losses {verdicts.count('B')}, mean reward {mean_before:.3f} -> {mean_after:.3f}"
+        )
+        assert seconds < 45
+        assert mean_after > mean_before, seed
+    assert wins / (wins + losses) >= 0.7, (wins, losses)
 
 
 # ------------------------------------------------------------------ batches: length grouping, epochs
