@@ -1,11 +1,16 @@
 """Build the toy world's tokenizer, base model and SFT model from code, deterministically.
 
 Run ``python -m dpo_course.toyworld.build`` to rebuild the committed weights under
-``dpo_course/toyworld/assets/`` (about 4 CPU-minutes: 225 s with one torch thread); `make toy-model` runs it.
+``dpo_course/toyworld/assets/`` (about 5 CPU-minutes with one torch thread: 225 s for base and SFT,
+about 50 s for base_long); `make toy-model` runs it. ``--only-long`` rebuilds base_long alone from
+the base already in ``--out``.
 
 The pipeline mirrors a real one in miniature: a byte-level BPE tokenizer trained on the world's
 text; a base Llama pre-trained on plain sentences of the world's facts; an SFT model fine-tuned
 from it on chat examples in a mix of answer styles, with the loss on the response tokens only.
+A second base, ``base_long``, continues the base's pre-training (same sentences, loss on every token)
+for `LONG_EPOCHS` more epochs so that it knows the facts: 05_variants starts ORPO from it. The SFT
+model is built from ``base``, not from it, so 00-09 see the same SFT model either way.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 VOCAB_SIZE = 768
+# Epochs of base_long's extra pre-training on top of base's 12, chosen with `fact_knowledge` (see build_long_base).
+LONG_EPOCHS = 36
 MODEL_CONFIG = dict(
     hidden_size=128,
     intermediate_size=352,
@@ -145,29 +152,103 @@ def _train_lm(model, sequences, masks, *, epochs, lr, batch_size, seed, desc):
     return model
 
 
-def build_all(out_dir: Path = ASSETS, *, base_epochs: int = 12, sft_epochs: int = 14, seed: int = 0) -> Path:
-    """Build tokenizer, base model and SFT model into `out_dir`/{base,sft}; return `out_dir`."""
+def _pretrain(model, tokenizer, *, epochs: int, seed: int, desc: str):
+    """Pre-training: the world's plain sentences, the loss on every token."""
+    seqs = [
+        tokenizer(t + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        for t in corpus.pretraining_text()
+    ]
+    masks = [[1] * len(s) for s in seqs]
+    return _train_lm(model, seqs, masks, epochs=epochs, lr=3e-3, batch_size=32, seed=seed, desc=desc)
+
+
+def build_long_base(out_dir: Path = ASSETS, *, epochs: int = LONG_EPOCHS, seed: int = 0) -> Path:
+    """Continue pre-training `out_dir`/base for `epochs` more epochs into `out_dir`/base_long; return it.
+
+    Same corpus and loss as the base (every token of the plain sentences), a fresh warm-up and cosine
+    schedule, its own data order (seed + 2). Deterministic: the same base and arguments give the same
+    tensors. The default, 36 epochs (48 in all), is the fewest of 12/24/36/48 after which the model
+    knows the held-out prompts' facts (`fact_knowledge`): it prefers the correct answer to the wrong one
+    on 47 of the 48 (base: 22, chance), by 7.2 nats on average (base: -0.5), and greedily states it on 31.
+    """
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    out_dir = Path(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(out_dir / "base")
+    model = LlamaForCausalLM.from_pretrained(out_dir / "base", dtype=torch.float32)
+    _pretrain(model, tokenizer, epochs=epochs, seed=seed + 2, desc="base_long")
+    model.save_pretrained(out_dir / "base_long")
+    tokenizer.save_pretrained(out_dir / "base_long")
+    return out_dir / "base_long"
+
+
+def fact_knowledge(model, tokenizer, prompts: list[str] | None = None) -> dict[str, float]:
+    """How well a base model knows the facts behind `prompts` (default: the 48 held-out eval prompts).
+
+    Each prompt is scored in the pre-training format (``prompt + " " + answer``, no chat template):
+    the log-prob of the concise correct answer against the fact's wrong answer (its misconception),
+    both with the end token. Returns ``prefers_correct`` (share of prompts where the correct answer is
+    the likelier), ``margin`` (mean log-prob difference, nats) and ``greedy_correct`` (share whose
+    greedy continuation of the prompt states the right answer).
+    """
+    import random
+
+    from dpo_course.toyworld.domain import is_correct, parse_prompt, write_response
+
+    prompts = corpus.eval_prompts() if prompts is None else prompts
+    device = next(model.parameters()).device
+    margins, greedy = [], []
+    model.eval()
+    for prompt in prompts:
+        item = parse_prompt(prompt)
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        scores = []
+        for style in ("concise", "wrong"):
+            text = f"{prompt} {write_response(item, style, random.Random(0))}{tokenizer.eos_token}"
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            assert ids[: len(p_ids)] == p_ids, "the prompt's tokens must not merge with the answer's"
+            x = torch.tensor([ids], device=device)
+            with torch.no_grad():
+                logps = torch.log_softmax(model(input_ids=x).logits[0, :-1].float(), -1)
+            token_logps = logps.gather(-1, x[0, 1:, None])[len(p_ids) - 1 :, 0]
+            scores.append(token_logps.sum().item())
+        margins.append(scores[0] - scores[1])
+        with torch.no_grad():
+            out = model.generate(
+                torch.tensor([p_ids], device=device),
+                attention_mask=torch.ones(1, len(p_ids), dtype=torch.long, device=device),
+                do_sample=False,
+                max_new_tokens=40,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        greedy.append(
+            is_correct(item, tokenizer.decode(out[0, len(p_ids) :], skip_special_tokens=True)) is True
+        )
+    n = len(prompts)
+    return {
+        "prefers_correct": sum(m > 0 for m in margins) / n,
+        "margin": sum(margins) / n,
+        "greedy_correct": sum(greedy) / n,
+    }
+
+
+def build_all(
+    out_dir: Path = ASSETS,
+    *,
+    base_epochs: int = 12,
+    sft_epochs: int = 14,
+    long_epochs: int = LONG_EPOCHS,
+    seed: int = 0,
+) -> Path:
+    """Build tokenizer, base model and SFT model into `out_dir`/{base,sft}, then `build_long_base`
+    into `out_dir`/base_long (skipped if `long_epochs` is 0); return `out_dir`."""
     out_dir = Path(out_dir)
     t0 = time.time()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     tokenizer = build_tokenizer()
     model = new_model(tokenizer, seed=seed)
-
-    # Pre-training: plain sentences, the loss on every token.
-    seqs = [
-        tokenizer(t + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        for t in corpus.pretraining_text()
-    ]
-    _train_lm(
-        model,
-        seqs,
-        [[1] * len(s) for s in seqs],
-        epochs=base_epochs,
-        lr=3e-3,
-        batch_size=32,
-        seed=seed,
-        desc="base",
-    )
+    _pretrain(model, tokenizer, epochs=base_epochs, seed=seed, desc="base")
     for name in ("base",):
         model.save_pretrained(out_dir / name)
         tokenizer.save_pretrained(out_dir / name)
@@ -186,6 +267,8 @@ def build_all(out_dir: Path = ASSETS, *, base_epochs: int = 12, sft_epochs: int 
     )
     model.save_pretrained(out_dir / "sft")
     tokenizer.save_pretrained(out_dir / "sft")
+    if long_epochs:
+        build_long_base(out_dir, epochs=long_epochs, seed=seed)
     print(f"built the toy world into {out_dir} in {time.time() - t0:.1f} s")
     return out_dir
 
@@ -197,9 +280,22 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--base-epochs", type=int, default=12)
     parser.add_argument("--sft-epochs", type=int, default=14)
+    parser.add_argument(
+        "--long-epochs", type=int, default=LONG_EPOCHS, help="base_long's extra epochs (0: none)"
+    )
+    parser.add_argument("--only-long", action="store_true", help="only base_long, from the base in --out")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    build_all(args.out, base_epochs=args.base_epochs, sft_epochs=args.sft_epochs, seed=args.seed)
+    if args.only_long:
+        build_long_base(args.out, epochs=args.long_epochs, seed=args.seed)
+        return
+    build_all(
+        args.out,
+        base_epochs=args.base_epochs,
+        sft_epochs=args.sft_epochs,
+        long_epochs=args.long_epochs,
+        seed=args.seed,
+    )
 
 
 if __name__ == "__main__":

@@ -28,19 +28,25 @@ def model_source(model_id: str | None = None) -> str:
     return chosen.strip()
 
 
+TOY_MODELS = ("sft", "base", "base_long")
+
+
 def toy_model_dir(which: str = "sft") -> Path:
-    """Folder of the toy model `which` ("sft" or "base"): the committed assets, else a built cache."""
-    if which not in ("sft", "base"):
-        raise ValueError(f"which must be 'sft' or 'base', got {which!r}")
+    """Folder of the toy model `which` ("sft", "base" or "base_long"): the committed assets, else a built cache."""
+    if which not in TOY_MODELS:
+        raise ValueError(f"which must be one of {TOY_MODELS}, got {which!r}")
     shipped = ASSETS / which
     if (shipped / "model.safetensors").exists():
         return shipped
     cached = CACHE / "toy" / which
     if not (cached / "model.safetensors").exists():
-        from dpo_course.toyworld.build import build_all
+        from dpo_course.toyworld.build import build_all, build_long_base
 
-        print(f"The toy model is not in the package; building it into {CACHE / 'toy'} (about a minute)...")
-        build_all(CACHE / "toy")
+        print(f"The toy model is not in the package; building it into {CACHE / 'toy'} (a few minutes)...")
+        if which == "base_long" and (CACHE / "toy" / "base" / "model.safetensors").exists():
+            build_long_base(CACHE / "toy")
+        else:
+            build_all(CACHE / "toy")
     return cached
 
 
@@ -97,16 +103,20 @@ def base_model_source(model_id: str | None = None) -> str:
     return source
 
 
-def load_base_model(device=None, *, model_id: str | None = None, dtype=None):
+def load_base_model(device=None, *, model_id: str | None = None, dtype=None, long_pretraining: bool = False):
     """The model before SFT: for the toy, pre-trained on plain sentences, it knows no chat format.
 
     Taught in 03_training_with_trl (SFT from it) and 05_variants, where ORPO trains it in one stage
-    without a reference model. With the real-model switch (`model_id`, default ``$DPO_COURSE_MODEL``) it
-    loads `base_model_source(model_id)`.
+    without a reference model. ``long_pretraining=True`` loads the toy's second base, ``base_long``:
+    the same pre-training continued for 36 more epochs (48 in all, against the base's 12), so that it
+    knows the facts (the base barely does) and ORPO can raise the held-out reward; the SFT model is
+    built from the base, not from it. With the real-model switch (`model_id`, default
+    ``$DPO_COURSE_MODEL``) it loads `base_model_source(model_id)` and ignores `long_pretraining`: a real
+    base model has been pre-trained at scale already.
     """
     source = base_model_source(model_id)
     if source == TOY:
-        return _load(toy_model_dir("base"), device)
+        return _load(toy_model_dir("base_long" if long_pretraining else "base"), device)
     return _load_real(source, device, dtype)
 
 

@@ -228,13 +228,72 @@ def test_model_switch_reads_the_environment(monkeypatch):
 
 
 def test_build_script_is_deterministic(tmp_path):
-    """The weights come from code: a short build twice gives identical tensors."""
+    """The weights come from code: a short build twice gives identical tensors (the long stage too)."""
     from safetensors.torch import load_file
 
     from dpo_course.toyworld.build import build_all
 
-    a = build_all(tmp_path / "a", base_epochs=1, sft_epochs=1)
-    b = build_all(tmp_path / "b", base_epochs=1, sft_epochs=1)
-    wa, wb = load_file(a / "sft" / "model.safetensors"), load_file(b / "sft" / "model.safetensors")
-    assert wa.keys() == wb.keys()
-    assert all((wa[k] == wb[k]).all() for k in wa)
+    a = build_all(tmp_path / "a", base_epochs=1, sft_epochs=1, long_epochs=1)
+    b = build_all(tmp_path / "b", base_epochs=1, sft_epochs=1, long_epochs=1)
+    for which in ("sft", "base_long"):
+        wa, wb = load_file(a / which / "model.safetensors"), load_file(b / which / "model.safetensors")
+        assert wa.keys() == wb.keys()
+        assert all((wa[k] == wb[k]).all() for k in wa), which
+    # the long stage continued the base: it moved every tensor away from it
+    base = load_file(a / "base" / "model.safetensors")
+    assert all(not (base[k] == wa[k]).all() for k in base)
+
+
+def test_long_stage_leaves_base_and_sft_alone(tmp_path):
+    """build_long_base reads base/ and writes base_long/ only: what 00-09 load cannot change."""
+    from safetensors.torch import load_file
+
+    from dpo_course.toyworld.build import ASSETS, build_long_base
+
+    (tmp_path / "base").symlink_to(ASSETS / "base")
+    before = (ASSETS / "base" / "model.safetensors").read_bytes()
+    out = build_long_base(tmp_path, epochs=1)
+    assert out == tmp_path / "base_long" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "base",
+        "base_long",
+    ]
+    assert (ASSETS / "base" / "model.safetensors").read_bytes() == before
+    assert (
+        load_file(out / "model.safetensors").keys() == load_file(ASSETS / "base" / "model.safetensors").keys()
+    )
+
+
+LONG_BASE_SCRIPT = OFFLINE_SCRIPT.replace(
+    'from dpo_course.toyworld import load_sft_model\nmodel, tok = load_sft_model("cpu")',
+    'from dpo_course.toyworld import load_base_model\nmodel, tok = load_base_model("cpu", long_pretraining=True)',
+)
+
+
+def test_long_base_loads_offline_and_fast():
+    assert "long_pretraining=True" in LONG_BASE_SCRIPT
+    env = {k: v for k, v in os.environ.items() if k != "DPO_COURSE_MODEL"}
+    env["HF_HUB_OFFLINE"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", LONG_BASE_SCRIPT], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seconds = float(proc.stdout.split("SECONDS")[-1])
+    assert seconds < 30, f"loading the long-pre-trained base took {seconds:.1f} s"
+
+
+def test_long_base_knows_the_facts_the_base_does_not():
+    """On the 48 held-out prompts' facts, in the pre-training format: correct answer against wrong one."""
+    from dpo_course.toyworld import load_base_model
+    from dpo_course.toyworld.build import fact_knowledge
+    from dpo_course.toyworld.models import toy_model_dir
+
+    assert toy_model_dir("base_long").name == "base_long"
+    with pytest.raises(ValueError, match="base_long"):
+        toy_model_dir("long")
+    base = fact_knowledge(*load_base_model("cpu"))
+    long = fact_knowledge(*load_base_model("cpu", long_pretraining=True))
+    # measured: base prefers the correct answer on 22/48 (chance), margin -0.5 nats, greedy 0/48;
+    # base_long on 47/48, margin +7.2 nats, greedy 31/48
+    assert base["prefers_correct"] < 0.6 and base["greedy_correct"] < 0.1
+    assert long["prefers_correct"] >= 0.95 and long["margin"] > base["margin"] + 5
+    assert long["greedy_correct"] > base["greedy_correct"] + 0.5
