@@ -171,23 +171,36 @@ def run_logprobs(args) -> tuple[list[dict], str]:
 # ------------------------------------------------------------------------------ DPO-step mode
 
 
-def _sync(dev):
+def clock(dev) -> float:
+    """A time stamp (s) taken once the device has finished the work queued on it: wall time for GPU work too."""
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+    return time.perf_counter()
 
 
-def time_our_step(args, fused: bool, checkpointing: bool) -> dict:
-    dev, dtype = args.device, DTYPES[args.dtype]
+def policy_and_reference(args):
+    """The random Llama both DPO-step timers train (shape, dtype, device and seed from `args`), and a frozen copy
+    of it as the reference."""
     policy = random_llama(
         hidden=args.hidden,
         layers=args.layers,
         vocab=args.vocab,
         intermediate=args.intermediate,
-        dtype=dtype,
-        device=dev,
+        dtype=DTYPES[args.dtype],
+        device=args.device,
         seed=args.seed,
     )
-    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    return policy, copy.deepcopy(policy).eval().requires_grad_(False)
+
+
+def peak_allocated(dev) -> int | None:
+    """All memory allocated at the peak since the last reset (CUDA only; None on a CPU)."""
+    return torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+
+
+def time_our_step(args, fused: bool, checkpointing: bool) -> dict:
+    dev = args.device
+    policy, reference = policy_and_reference(args)
     if checkpointing:
         enable_checkpointing(policy)
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-6)
@@ -197,13 +210,11 @@ def time_our_step(args, fused: bool, checkpointing: bool) -> dict:
         dpo_step(policy, opt, batch, reference=reference, fused=fused)
     times = []
     for _ in range(args.repeats):
-        _sync(dev)
-        t0 = time.perf_counter()
+        t0 = clock(dev)
         dpo_step(policy, opt, batch, reference=reference, fused=fused)
-        _sync(dev)
-        times.append(time.perf_counter() - t0)
+        times.append(clock(dev) - t0)
     _, peak = peak_memory(dpo_step, policy, opt, batch, reference=reference, fused=fused, device=dev)
-    total = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+    total = peak_allocated(dev)
     del policy, reference, opt
     free(dev)
     return {"seconds": statistics.median(times), "peak_extra": peak, "peak_total": total, "n_params": n}
@@ -241,26 +252,15 @@ def time_trl_step(args, checkpointing: bool) -> dict:
         }
         for i in range(half)
     ]  # the trainer appends <eos>: seq_len tokens per sequence
-    policy = random_llama(
-        hidden=args.hidden,
-        layers=args.layers,
-        vocab=args.vocab,
-        intermediate=args.intermediate,
-        dtype=dtype,
-        device=dev,
-        seed=args.seed,
-    )
-    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    policy, reference = policy_and_reference(args)
     times: list[float] = []
 
     class Clock(TrainerCallback):
         def on_step_begin(self, *a, **k):
-            _sync(dev)
-            self.t0 = time.perf_counter()
+            self.t0 = clock(dev)
 
         def on_step_end(self, *a, **k):
-            _sync(dev)
-            times.append(time.perf_counter() - self.t0)
+            times.append(clock(dev) - self.t0)
 
     with tempfile.TemporaryDirectory() as out:
         config = DPOConfig(
@@ -291,7 +291,7 @@ def time_trl_step(args, checkpointing: bool) -> dict:
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         trainer.train()
-    total = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+    total = peak_allocated(dev)
     del trainer, policy, reference
     free(dev)
     return {"seconds": statistics.median(times[args.warmup :]), "peak_extra": None, "peak_total": total}

@@ -77,19 +77,16 @@ def test_lesson_estimate_undercounts_by_a_third():
 
 # ---------------------------------------------------------------- memory by hand
 
+# A shape small enough to count by hand: 2 pairs x 3 tokens, hidden 4, MLP 8, K/V 2 wide, 2 layers, vocab 10, bf16.
+HAND_SHAPE = dict(
+    batch_pairs=2, seq_len=3, vocab=10, hidden=4, layers=2, dtype_bytes=2, intermediate=8, kv_hidden=2
+)
+# One of everything: the options' own bytes stand out.
+UNIT_SHAPE = dict(batch_pairs=1, seq_len=1, vocab=1, hidden=1, layers=1, dtype_bytes=2)
+
 
 def test_memory_breakdown_hand_checked():
-    bd = dpo_memory_breakdown(
-        1000,
-        batch_pairs=2,
-        seq_len=3,
-        vocab=10,
-        hidden=4,
-        layers=2,
-        dtype_bytes=2,
-        intermediate=8,
-        kv_hidden=2,
-    )
+    bd = dpo_memory_breakdown(1000, **HAND_SHAPE)
     # tokens = 2 * 2 * 3 = 12; per layer and token: 2 * (6*4 + 4*8 + 2*2) + 8*4 = 152 bytes
     assert bd == {
         "weights": 2000,
@@ -100,34 +97,22 @@ def test_memory_breakdown_hand_checked():
         "logits_fp32": 12 * 10 * 4,  # 480
         "logits_bf16": 240,
     }
-    ckpt = dpo_memory_breakdown(
-        1000,
-        batch_pairs=2,
-        seq_len=3,
-        vocab=10,
-        hidden=4,
-        layers=2,
-        dtype_bytes=2,
-        intermediate=8,
-        kv_hidden=2,
-        gradient_checkpointing=True,
-    )
+    ckpt = dpo_memory_breakdown(1000, **HAND_SHAPE, gradient_checkpointing=True)
     assert ckpt["activations"] == 2 * 12 * 4 * 2 + 12 * 152 == 2016  # layer inputs + one layer recomputed
 
 
 def test_memory_breakdown_options():
-    common = dict(batch_pairs=1, seq_len=1, vocab=1, hidden=1, layers=1, dtype_bytes=2)
-    mixed = dpo_memory_breakdown(1000, master_weights=True, **common)
+    mixed = dpo_memory_breakdown(1000, master_weights=True, **UNIT_SHAPE)
     assert mixed["optimizer_state"] == 1000 * (4 + 4 + 4)  # fp32 master copy + two fp32 moments
-    lora = dpo_memory_breakdown(1000, lora_params=50, **common)
+    lora = dpo_memory_breakdown(1000, lora_params=50, **UNIT_SHAPE)
     assert (lora["weights"], lora["gradients"], lora["optimizer_state"], lora["reference_weights"]) == (
         2100,
         100,
         200,
         0,
     )
-    assert dpo_memory_breakdown(1000, optimizer="sgd", **common)["optimizer_state"] == 0
-    assert dpo_memory_breakdown(1000, precomputed_reference=True, **common)["reference_weights"] == 0
+    assert dpo_memory_breakdown(1000, optimizer="sgd", **UNIT_SHAPE)["optimizer_state"] == 0
+    assert dpo_memory_breakdown(1000, precomputed_reference=True, **UNIT_SHAPE)["reference_weights"] == 0
 
 
 def test_llama_8b_does_not_fit_one_h100_before_activations():
@@ -180,7 +165,7 @@ def test_shard_per_gpu():
     ],
 )
 def test_memory_breakdown_bad_input(kwargs, match):
-    args = dict(batch_pairs=1, seq_len=1, vocab=1, hidden=1, layers=1, dtype_bytes=2) | kwargs
+    args = UNIT_SHAPE | kwargs
     with pytest.raises(ValueError, match=match):
         dpo_memory_breakdown(1000, **args)
 
@@ -239,7 +224,8 @@ def test_step_flops_match_the_flop_counter():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_activation_estimate_matches_saved_tensors(dtype):
-    model = random_llama(hidden=128, layers=2, vocab=256, intermediate=512, dtype=dtype)
+    shape = dict(hidden=128, layers=2, vocab=256, intermediate=512)
+    model = random_llama(**shape, dtype=dtype)
     batch = random_preference_batch(2, 64, 256)
     with saved_tensor_bytes(model.parameters()) as meter:
         model.model(input_ids=batch["input_ids"], use_cache=False)
@@ -248,12 +234,9 @@ def test_activation_estimate_matches_saved_tensors(dtype):
         count_params(model),
         batch_pairs=2,
         seq_len=64,
-        vocab=256,
-        hidden=128,
-        layers=2,
         dtype_bytes=dtype.itemsize,
-        intermediate=512,
         kv_hidden=kv_hidden,
+        **shape,
     )
     assert meter.bytes == pytest.approx(bd["activations"], rel=0.1)
 
