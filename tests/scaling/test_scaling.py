@@ -85,6 +85,11 @@ HAND_SHAPE = dict(
 UNIT_SHAPE = dict(batch_pairs=1, seq_len=1, vocab=1, hidden=1, layers=1, dtype_bytes=2)
 
 
+def _states(bd: dict) -> tuple:
+    """A breakdown's weights, gradients, optimizer state and reference weights, in that order."""
+    return tuple(bd[k] for k in ("weights", "gradients", "optimizer_state", "reference_weights"))
+
+
 def test_memory_breakdown_hand_checked():
     bd = dpo_memory_breakdown(1000, **HAND_SHAPE)
     # tokens = 2 * 2 * 3 = 12; per layer and token: 2 * (6*4 + 4*8 + 2*2) + 8*4 = 152 bytes
@@ -105,12 +110,7 @@ def test_memory_breakdown_options():
     mixed = dpo_memory_breakdown(1000, master_weights=True, **UNIT_SHAPE)
     assert mixed["optimizer_state"] == 1000 * (4 + 4 + 4)  # fp32 master copy + two fp32 moments
     lora = dpo_memory_breakdown(1000, lora_params=50, **UNIT_SHAPE)
-    assert (lora["weights"], lora["gradients"], lora["optimizer_state"], lora["reference_weights"]) == (
-        2100,
-        100,
-        200,
-        0,
-    )
+    assert _states(lora) == (2100, 100, 200, 0)
     assert dpo_memory_breakdown(1000, optimizer="sgd", **UNIT_SHAPE)["optimizer_state"] == 0
     assert dpo_memory_breakdown(1000, precomputed_reference=True, **UNIT_SHAPE)["reference_weights"] == 0
 
@@ -119,7 +119,7 @@ def test_llama_8b_does_not_fit_one_h100_before_activations():
     bd = dpo_memory_breakdown(
         LLAMA_8B, batch_pairs=4, seq_len=1024, vocab=128256, hidden=4096, layers=32, dtype_bytes=2
     )
-    states = bd["weights"] + bd["gradients"] + bd["optimizer_state"] + bd["reference_weights"]
+    states = sum(_states(bd))
     assert states == 10 * LLAMA_8B  # 2 + 2 + 4 + 2 bytes per parameter
     assert states > 80e9
     assert bd["logits_fp32"] == 8 * 1024 * 128256 * 4  # 4.2 GB
@@ -137,19 +137,9 @@ def test_shard_per_gpu():
     }
     assert shard_per_gpu(bd, strategy="ddp", world_size=8) == bd
     z2 = shard_per_gpu(bd, strategy="zero2", world_size=8)
-    assert (z2["weights"], z2["gradients"], z2["optimizer_state"], z2["reference_weights"]) == (
-        80,
-        10,
-        20,
-        80,
-    )
+    assert _states(z2) == (80, 10, 20, 80)
     fsdp = shard_per_gpu(bd, strategy="fsdp", world_size=8)
-    assert (fsdp["weights"], fsdp["gradients"], fsdp["optimizer_state"], fsdp["reference_weights"]) == (
-        10,
-        10,
-        20,
-        10,
-    )
+    assert _states(fsdp) == (10, 10, 20, 10)
     assert fsdp["activations"] == 50 and fsdp["logits_fp32"] == 40
     with pytest.raises(ValueError, match="strategy"):
         shard_per_gpu(bd, strategy="zero9", world_size=2)
