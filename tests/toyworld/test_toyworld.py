@@ -198,23 +198,26 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 socket.getaddrinfo = refuse
 t = time.time()
-from dpo_course.toyworld import load_sft_model
-model, tok = load_sft_model("cpu")
+from dpo_course.toyworld import load_base_model, load_sft_model
+model, tok = LOAD
 from dpo_course import generate
 print(generate(model, tok, ["What is 2 plus 3?"])[0])
 print("SECONDS", time.time() - t)
 """
 
 
-def test_default_model_never_touches_the_network():
+@pytest.mark.parametrize("load", ['load_sft_model("cpu")', 'load_base_model("cpu", long_pretraining=True)'])
+def test_default_model_never_touches_the_network(load):
+    """The SFT model and base_long (05's ORPO start) load with sockets blocked, in well under 30 s."""
     env = {k: v for k, v in os.environ.items() if k != "DPO_COURSE_MODEL"}
     env["HF_HUB_OFFLINE"] = "1"
+    script = OFFLINE_SCRIPT.replace("LOAD", load)
     proc = subprocess.run(
-        [sys.executable, "-c", OFFLINE_SCRIPT], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     seconds = float(proc.stdout.split("SECONDS")[-1])
-    assert seconds < 30, f"loading the toy model took {seconds:.1f} s"
+    assert seconds < 30, f"{load} took {seconds:.1f} s"
 
 
 def test_model_switch_reads_the_environment(monkeypatch):
@@ -253,32 +256,11 @@ def test_long_stage_leaves_base_and_sft_alone(tmp_path):
     (tmp_path / "base").symlink_to(ASSETS / "base")
     before = (ASSETS / "base" / "model.safetensors").read_bytes()
     out = build_long_base(tmp_path, epochs=1)
-    assert out == tmp_path / "base_long" and sorted(p.name for p in tmp_path.iterdir()) == [
-        "base",
-        "base_long",
-    ]
+    assert out == tmp_path / "base_long"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "base_long"]
     assert (ASSETS / "base" / "model.safetensors").read_bytes() == before
-    assert (
-        load_file(out / "model.safetensors").keys() == load_file(ASSETS / "base" / "model.safetensors").keys()
-    )
-
-
-LONG_BASE_SCRIPT = OFFLINE_SCRIPT.replace(
-    'from dpo_course.toyworld import load_sft_model\nmodel, tok = load_sft_model("cpu")',
-    'from dpo_course.toyworld import load_base_model\nmodel, tok = load_base_model("cpu", long_pretraining=True)',
-)
-
-
-def test_long_base_loads_offline_and_fast():
-    assert "long_pretraining=True" in LONG_BASE_SCRIPT
-    env = {k: v for k, v in os.environ.items() if k != "DPO_COURSE_MODEL"}
-    env["HF_HUB_OFFLINE"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-c", LONG_BASE_SCRIPT], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    seconds = float(proc.stdout.split("SECONDS")[-1])
-    assert seconds < 30, f"loading the long-pre-trained base took {seconds:.1f} s"
+    base = load_file(ASSETS / "base" / "model.safetensors")
+    assert load_file(out / "model.safetensors").keys() == base.keys()
 
 
 def test_long_base_knows_the_facts_the_base_does_not():
