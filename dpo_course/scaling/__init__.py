@@ -3,7 +3,8 @@
 - estimates.py: parameter counts, FLOPs per step, the memory breakdown, sharding, a whole-run estimate;
 - measure.py: peak memory (CUDA or a Linux CPU), saved activations, timed steps, device names;
 - fixtures.py: random Llamas and preference batches of any shape (no download);
-- logprob_methods.py: the per-token log-prob implementations the benchmarks compare.
+- logprob_methods.py: the per-token log-prob implementations the benchmarks compare;
+- quantize.py: NF4, QLoRA's 4-bit base, in plain torch (its numerics on any device; taught in 04_lora_dpo).
 """
 
 from dpo_course.scaling.estimates import (
@@ -34,14 +35,27 @@ from dpo_course.scaling.measure import (
     saved_tensor_bytes,
     time_and_memory,
 )
+from dpo_course.scaling.quantize import (
+    NF4_CODE,
+    NF4Tensor,
+    dequantize_nf4,
+    nf4_bits_per_param,
+    nf4_round_trip,
+    normal_float_code,
+    quantize_nf4,
+    simulate_nf4_base_,
+)
 
 __all__ = [
     "LOGPROB_METHODS",
+    "NF4_CODE",
+    "NF4Tensor",
     "PEAK_BF16_FLOPS",
     "STRATEGIES",
     "SavedTensorMeter",
     "count_params",
     "cpu_name",
+    "dequantize_nf4",
     "device_name",
     "dpo_memory_breakdown",
     "dpo_step_flops",
@@ -51,12 +65,17 @@ __all__ = [
     "fused_logps",
     "naive_fp32_logps",
     "naive_lowp_logps",
+    "nf4_bits_per_param",
+    "nf4_round_trip",
+    "normal_float_code",
     "peak_memory",
     "peak_rss",
+    "quantize_nf4",
     "random_llama",
     "random_preference_batch",
     "saved_tensor_bytes",
     "shard_per_gpu",
+    "simulate_nf4_base_",
     "time_and_memory",
     "trl_chunked_logps",
     "trl_selective_logps",
