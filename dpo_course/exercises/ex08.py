@@ -1,7 +1,9 @@
-"""Exercises of 08_dpo_vs_online_rl: GRPO's group advantages (8.1) and its loss normalisations (8.2).
+"""Exercises of 08_dpo_vs_online_rl: GRPO's group advantages (8.1), its loss normalisations (8.2), RLOO's
+leave-one-out advantages (8.3).
 
-Both are checked against TRL 1.16's `GRPOTrainer` (`_generate_and_score_completions` for the
-advantages, `_compute_loss` for the normalisations), on one process, no gradient accumulation.
+8.1 and 8.2 are checked against TRL 1.16's `GRPOTrainer` (`_generate_and_score_completions` for the
+advantages, `_compute_loss` for the normalisations), 8.3 against its `RLOOTrainer`
+(`_generate_and_score_completions`, `normalize_advantages=False`), on one process, no gradient accumulation.
 """
 
 from __future__ import annotations
@@ -215,6 +217,103 @@ def aggregate(per_token_loss, mask, loss_type, max_completion_length):
             _dr_grpo_by_tokens,
             "Dr. GRPO divides by a constant, B * max_completion_length, precisely so that the denominator does not "
             "depend on how long the completions are. Dividing by the token count is 'dapo'.",
+        ),
+    ],
+)
+
+# ------------------------------------------------------------------ q3: RLOO's leave-one-out advantages
+
+
+def _rloo_advantages(rewards: torch.Tensor, num_generations: int) -> torch.Tensor:
+    grouped = rewards.view(-1, num_generations)  # (prompts, k)
+    others = (grouped.sum(dim=1, keepdim=True) - grouped) / (num_generations - 1)  # mean of the other k - 1
+    return (grouped - others).view(-1)
+
+
+def _self_included(rewards, num_generations):
+    grouped = rewards.view(-1, num_generations)
+    return (grouped - grouped.mean(1, keepdim=True)).view(-1)
+
+
+def _rloo_divided_by_std(rewards, num_generations):
+    grouped = rewards.view(-1, num_generations)
+    return (
+        _rloo_advantages(rewards, num_generations).view_as(grouped) / (grouped.std(1, keepdim=True) + 1e-4)
+    ).view(-1)
+
+
+def _rloo_divided_by_k(rewards, num_generations):
+    grouped = rewards.view(-1, num_generations)
+    return (grouped - (grouped.sum(1, keepdim=True) - grouped) / num_generations).view(-1)
+
+
+def _rloo_interleaved(rewards, num_generations):
+    grouped = rewards.view(num_generations, -1)  # groups read down the columns: prompts mixed
+    return (grouped - (grouped.sum(0, keepdim=True) - grouped) / (num_generations - 1)).reshape(-1)
+
+
+q3 = Exercise(
+    name="Exercise 8.3 (RLOO's leave-one-out advantages)",
+    prompt=(
+        "Write rloo_advantages(rewards, num_generations) -> tensor (N,). rewards (N,) holds the rewards of "
+        "N = prompts x k answers (k = num_generations), the answers to one prompt adjacent. Each answer's "
+        "advantage is its reward minus the mean reward of the OTHER k - 1 answers to the same prompt, with no "
+        "division by a standard deviation, as TRL 1.16's RLOOTrainer computes it by default "
+        "(normalize_advantages=False)."
+    ),
+    reference=_rloo_advantages,
+    cases=[
+        Case(
+            (torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, -1.0]), 4),
+            label="a group whose 4 rewards all tie, then a mixed one",
+        ),
+        Case(
+            (torch.tensor([0.1, 0.2, 0.0, 0.3, 1.0, -1.0, 0.0, 0.5]), 4),
+            label="2 prompts x 4 answers, small rewards",
+        ),
+        Case(
+            (torch.tensor([1.0, -1.0, 0.5, 0.5, 0.0, 1.0]), 2),
+            label="3 prompts x 2 answers, the middle pair tied",
+        ),
+    ],
+    hints=[
+        "Reshape to (prompts, k) with rewards.view(-1, num_generations). The baseline of answer i is the mean of the "
+        "other k - 1 answers in its row: its own reward must not be in it (that keeps the estimate unbiased).",
+        "The row sum minus the answer's own reward is the sum of the others: "
+        "(grouped.sum(1, keepdim=True) - grouped) / (k - 1). Subtract that from grouped and flatten with .view(-1); "
+        "no std anywhere. Check: a tied group gets 0, and the result is k / (k - 1) times (r - group mean).",
+    ],
+    solution_code="""
+def rloo_advantages(rewards, num_generations):
+    grouped = rewards.view(-1, num_generations)                                        # (prompts, k)
+    others = (grouped.sum(dim=1, keepdim=True) - grouped) / (num_generations - 1)      # the other k - 1 answers
+    return (grouped - others).view(-1)                                                 # no std: the reward's own scale
+""",
+    answer_name="rloo_advantages",
+    mistakes=[
+        Mistake(
+            "self in the baseline",
+            _self_included,
+            "Your baseline is the mean of the whole group, the answer itself included: that is GRPO's numerator, "
+            "k / (k - 1) times too small, and the baseline then depends on the very sample it is scoring. Leave the "
+            "answer out: (group sum - r_i) / (k - 1).",
+        ),
+        Mistake(
+            "divided by std",
+            _rloo_divided_by_std,
+            "You divided by the group's standard deviation. That is GRPO's scaling; RLOO (and TRL's RLOOTrainer with "
+            "its default normalize_advantages=False) keeps the reward's own scale.",
+        ),
+        Mistake(
+            "divided by k",
+            _rloo_divided_by_k,
+            "The sum of the OTHER answers has k - 1 terms: divide it by num_generations - 1, not num_generations.",
+        ),
+        Mistake(
+            "groups interleaved",
+            _rloo_interleaved,
+            "Your groups mix prompts: view(num_generations, -1) reads the answers down the columns. The answers to one "
+            "prompt are adjacent, so use view(-1, num_generations) and sum over dim 1.",
         ),
     ],
 )

@@ -48,6 +48,30 @@ def test_loss_normalisations_by_hand():
         ex08._aggregate(loss, mask, "ppo", 4)
 
 
+def test_rloo_advantages_match_trl_formula():
+    """TRL 1.16's RLOOTrainer (normalize_advantages=False): r - (group sum - r) / (k - 1), no std."""
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, -1.0, -1.0, 0.0, 1.0, 0.5, 0.5, 0.5, 0.5])
+    grouped = rewards.view(-1, 4)
+    counts = (~torch.isnan(grouped)).sum(dim=1, keepdim=True)
+    baselines = (torch.nansum(grouped, dim=1, keepdim=True) - grouped) / (counts - 1)
+    torch.testing.assert_close(ex08._rloo_advantages(rewards, 4), (grouped - baselines).view(-1))
+
+
+def test_rloo_is_k_over_k_minus_1_times_the_centred_reward_and_zero_on_ties():
+    rewards = torch.tensor([0.3, 0.3, 0.3, 1.0, 0.0, 0.0])
+    adv = ex08._rloo_advantages(rewards, 3)
+    assert torch.equal(adv[:3], torch.zeros(3))
+    torch.testing.assert_close(adv[3:], 1.5 * (rewards[3:] - rewards[3:].mean()))
+    # by hand: 1 - (0 + 0) / 2 = 1, 0 - (1 + 0) / 2 = -0.5
+    torch.testing.assert_close(adv[3:], torch.tensor([1.0, -0.5, -0.5]))
+
+
+def test_rloo_self_included_baseline_gets_its_hint():
+    result = ex08.q3.evaluate(ex08._self_included)
+    assert result.status == WRONG and "k / (k - 1)" in result.message
+    assert ex08.q3.evaluate(ex08._rloo_advantages).status == CORRECT
+
+
 # ------------------------------------------------------------------ ex09: a memory budget
 
 
