@@ -193,6 +193,7 @@ def fact_knowledge(model, tokenizer, prompts: list[str] | None = None) -> dict[s
     """
     import random
 
+    from dpo_course.logprobs.sequence import sequence_logps
     from dpo_course.toyworld.domain import is_correct, parse_prompt, write_response
 
     prompts = corpus.eval_prompts() if prompts is None else prompts
@@ -208,10 +209,9 @@ def fact_knowledge(model, tokenizer, prompts: list[str] | None = None) -> dict[s
             ids = tokenizer(text, add_special_tokens=False)["input_ids"]
             assert ids[: len(p_ids)] == p_ids, "the prompt's tokens must not merge with the answer's"
             x = torch.tensor([ids], device=device)
+            answer = torch.tensor([[0] * len(p_ids) + [1] * (len(ids) - len(p_ids))], device=device)
             with torch.no_grad():
-                logps = torch.log_softmax(model(input_ids=x).logits[0, :-1].float(), -1)
-            token_logps = logps.gather(-1, x[0, 1:, None])[len(p_ids) - 1 :, 0]
-            scores.append(token_logps.sum().item())
+                scores.append(sequence_logps(model(input_ids=x).logits, x, answer).item())
         margins.append(scores[0] - scores[1])
         with torch.no_grad():
             out = model.generate(
